@@ -74,7 +74,8 @@ impl Field for ConnectRequest {
 
 impl Record for ConnectRequest {
     const NAME: &'static str = REQ;
-    /// Reads the optional readOnly byte only when it is the last byte of the input.
+    /// Reads the optional readOnly byte when a byte is left after the password; more than
+    /// one byte left is then a trailing-bytes error from [`Record::decode`].
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(ConnectRequest {
             protocol_version: r.i32(at(REQ, "protocol_version"))?,

@@ -59,16 +59,8 @@ pub enum DecodeError {
         /// Where.
         at: Loc,
     },
-    /// A field holds a value the protocol does not allow there.
-    #[error("{at}: unexpected value {value}")]
-    InvalidValue {
-        /// Where.
-        at: Loc,
-        /// The value read.
-        value: i64,
-    },
     /// Bytes are left over after the record.
-    #[error("{record}: {trailing} trailing bytes after the record")]
+    #[error("{record}.<end>: {trailing} trailing bytes after the record")]
     TrailingBytes {
         /// The record that was decoded.
         record: &'static str,
@@ -76,7 +68,7 @@ pub enum DecodeError {
         trailing: usize,
     },
     /// A request or response with an opcode this codec cannot decode.
-    #[error("{record}: opcode {opcode} has no {record}")]
+    #[error("{record}.opcode: opcode {opcode} has no {record}")]
     UnsupportedOpCode {
         /// The record kind expected (`"Request"`, `"Response"`, `"MultiOp"`, …).
         record: &'static str,

@@ -38,8 +38,8 @@ impl FrameDecoder {
     /// Take the next complete frame from `buf`, or `Ok(None)` if more bytes are needed.
     ///
     /// A length prefix that is negative or over the maximum is an error; the stream cannot be
-    /// resynchronised after it, so the caller should drop the connection. When a frame is only
-    /// partly buffered, capacity for the rest is reserved (never more than the maximum).
+    /// resynchronised after it, so the caller should drop the connection. Nothing is allocated
+    /// on the strength of a length prefix: the buffer grows only with bytes received.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         let Some(prefix) = buf.get(..4) else {
             return Ok(None);
@@ -53,7 +53,7 @@ impl FrameDecoder {
             });
         }
         if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
+            // No reservation from the length prefix: memory follows the bytes received.
             return Ok(None);
         }
         buf.advance(4);
