@@ -10,6 +10,8 @@
 //!   or `Request::decode_frame`). Filling the receive buffer is not timed.
 //!
 //! Without `--bench` (as under `cargo test --benches`) every case runs once, checked, untimed.
+// A benchmark measures wall-clock time by definition.
+#![allow(clippy::disallowed_methods)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Every golden frame of PROTOCOL.md §11 decodes to the expected values and re-encodes to the
 //! same bytes.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use bytes::{Bytes, BytesMut};

@@ -1,0 +1,203 @@
+//! Typed watch handles. Dropping a handle removes its watcher.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::Duration;
+
+use crate::client::Shared;
+use crate::error::Error;
+use crate::session::{SessionState, WatchedEvent};
+
+/// What the driver sends to a watch handle: an event, or the error that ended the session.
+pub(crate) type WatchMsg = Result<WatchedEvent, Error>;
+
+/// The driver's end of a watch.
+#[derive(Debug)]
+pub(crate) struct WatchSink {
+    pub(crate) id: Arc<AtomicU64>,
+    pub(crate) tx: Sender<WatchMsg>,
+}
+
+#[derive(Debug)]
+struct WatchHandle {
+    id: Arc<AtomicU64>,
+    rx: Receiver<WatchMsg>,
+    shared: Arc<Shared>,
+}
+
+impl WatchHandle {
+    fn new(shared: Arc<Shared>) -> (WatchHandle, WatchSink) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let id = Arc::new(AtomicU64::new(0));
+        (
+            WatchHandle {
+                id: id.clone(),
+                rx,
+                shared,
+            },
+            WatchSink { id, tx },
+        )
+    }
+
+    fn closed_error(&self) -> Error {
+        self.shared
+            .state()
+            .terminal_error()
+            .unwrap_or(Error::Closed)
+    }
+
+    fn recv(&self) -> Result<WatchedEvent, Error> {
+        match self.rx.recv() {
+            Ok(msg) => msg,
+            Err(_) => Err(self.closed_error()),
+        }
+    }
+
+    fn recv_timeout(&self, timeout: Duration) -> Result<WatchedEvent, Error> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(self.closed_error()),
+        }
+    }
+
+    fn try_recv(&self) -> Option<Result<WatchedEvent, Error>> {
+        match self.rx.try_recv() {
+            Ok(msg) => Some(msg),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Err(self.closed_error())),
+        }
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        let id = self.id.load(Ordering::Acquire);
+        if id != 0 {
+            self.shared.remove_watcher(id);
+        }
+    }
+}
+
+/// A one-shot watch (set by `exists`, `get_data` or `get_children`): fires at most once.
+///
+/// If the session ends first, waiting returns the session's error (e.g.
+/// [`Error::SessionExpired`]). After a reconnect within the session the watch stays set, and
+/// a change made while disconnected is delivered. Once the event (or the session's error) has
+/// been taken, [`OneshotWatch::wait_timeout`] returns [`Error::InvalidUse`] and
+/// [`OneshotWatch::try_take`] `None`, as for a consumed [`crate::Completion`].
+#[derive(Debug)]
+pub struct OneshotWatch {
+    handle: WatchHandle,
+    taken: AtomicBool,
+}
+
+impl OneshotWatch {
+    pub(crate) fn new(shared: Arc<Shared>) -> (OneshotWatch, WatchSink) {
+        let (handle, sink) = WatchHandle::new(shared);
+        let watch = OneshotWatch {
+            handle,
+            taken: AtomicBool::new(false),
+        };
+        (watch, sink)
+    }
+
+    fn taken(&self, r: &Result<WatchedEvent, Error>) {
+        if !matches!(r, Err(Error::Timeout)) {
+            self.taken.store(true, Ordering::Release);
+        }
+    }
+
+    /// Block until the watch fires.
+    pub fn wait(self) -> Result<WatchedEvent, Error> {
+        if self.taken.load(Ordering::Acquire) {
+            return Err(Error::InvalidUse("the watch has already fired"));
+        }
+        self.handle.recv()
+    }
+
+    /// Block for at most `timeout`; `Err(Error::Timeout)` if it has not fired by then.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<WatchedEvent, Error> {
+        if self.taken.load(Ordering::Acquire) {
+            return Err(Error::InvalidUse("the watch has already fired"));
+        }
+        let r = self.handle.recv_timeout(timeout);
+        self.taken(&r);
+        r
+    }
+
+    /// The event, if the watch has fired (and it was not taken yet).
+    pub fn try_take(&self) -> Option<Result<WatchedEvent, Error>> {
+        if self.taken.load(Ordering::Acquire) {
+            return None;
+        }
+        let r = self.handle.try_recv()?;
+        self.taken(&r);
+        Some(r)
+    }
+}
+
+/// A persistent (or persistent-recursive) watch from `add_watch`: delivers every event until
+/// dropped. Iterating yields events until the session ends.
+#[derive(Debug)]
+pub struct PersistentWatch(WatchHandle);
+
+impl PersistentWatch {
+    pub(crate) fn new(shared: Arc<Shared>) -> (PersistentWatch, WatchSink) {
+        let (h, sink) = WatchHandle::new(shared);
+        (PersistentWatch(h), sink)
+    }
+
+    /// Block for the next event.
+    pub fn next_event(&self) -> Result<WatchedEvent, Error> {
+        self.0.recv()
+    }
+
+    /// Block at most `timeout` for the next event.
+    pub fn next_timeout(&self, timeout: Duration) -> Result<WatchedEvent, Error> {
+        self.0.recv_timeout(timeout)
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_next(&self) -> Option<Result<WatchedEvent, Error>> {
+        self.0.try_recv()
+    }
+}
+
+impl Iterator for &PersistentWatch {
+    type Item = WatchedEvent;
+    fn next(&mut self) -> Option<WatchedEvent> {
+        self.next_event().ok()
+    }
+}
+
+/// Session state changes, from the moment the handle was made.
+#[derive(Debug)]
+pub struct StateWatch {
+    pub(crate) rx: Receiver<SessionState>,
+}
+
+impl StateWatch {
+    /// Block for the next state change; `None` once the client is gone.
+    pub fn next_state(&self) -> Option<SessionState> {
+        self.rx.recv().ok()
+    }
+
+    /// Block at most `timeout` for the next state change.
+    pub fn next_timeout(&self, timeout: Duration) -> Option<SessionState> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next state change if one is waiting.
+    pub fn try_next(&self) -> Option<SessionState> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Iterator for &StateWatch {
+    type Item = SessionState;
+    fn next(&mut self) -> Option<SessionState> {
+        self.next_state()
+    }
+}
