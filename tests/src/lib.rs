@@ -290,12 +290,23 @@ impl DedicatedServer {
     /// Like [`start`](Self::start), with extra `key=value` lines for `zoo.cfg`
     /// (e.g. `"globalOutstandingLimit=10"`).
     pub fn start_with(tick_ms: u32, config: &[&str]) -> DedicatedServer {
+        Self::start_with_jvm(tick_ms, config, &[])
+    }
+
+    /// Like [`start_with`](Self::start_with), with extra JVM options for the server process
+    /// (e.g. `"-Dznode.container.checkIntervalMs=100"`: some server settings are only read
+    /// from system properties, not from `zoo.cfg`).
+    pub fn start_with_jvm(tick_ms: u32, config: &[&str], jvm_opts: &[&str]) -> DedicatedServer {
         let tick = tick_ms.to_string();
         let owner = std::process::id().to_string();
         let mut args = vec!["start", "--tick", &tick, "--owner", &owner];
         for kv in config {
             args.push("--set");
             args.push(kv);
+        }
+        for opt in jvm_opts {
+            args.push("--jvm-opt");
+            args.push(opt);
         }
         let out = run_script_ok(&args);
         let addr = required_export(&out.stdout, "ZK_TEST_SERVER");

@@ -28,7 +28,11 @@ fn main() -> Result<(), Error> {
 
     // A one-shot watch, fired by our own write.
     let (data, stat, watch) = zk.get_data_watch(&format!("{root}/config"))?;
-    println!("config = {:?} (version {})", String::from_utf8_lossy(&data), stat.version);
+    println!(
+        "config = {:?} (version {})",
+        String::from_utf8_lossy(&data),
+        stat.version
+    );
     zk.set_data(&format!("{root}/config"), b"v2", Some(stat.version))?;
     let event = watch.wait()?;
     println!("watch fired: {:?} on {}", event.event_type, event.path);
@@ -42,7 +46,11 @@ fn main() -> Result<(), Error> {
 
     // An atomic multi: the check fails, so nothing is applied.
     let failed = zk.multi(vec![
-        Op::create(&format!("{root}/never"), &b""[..], CreateOptions::persistent()),
+        Op::create(
+            &format!("{root}/never"),
+            &b""[..],
+            CreateOptions::persistent(),
+        ),
         Op::check(&format!("{root}/config"), Some(0)),
     ]);
     println!("multi with a stale check: {failed:?}");

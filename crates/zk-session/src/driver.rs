@@ -149,11 +149,7 @@ impl Driver {
     }
 
     fn shutdown(&mut self) {
-        let err = self
-            .core
-            .state()
-            .terminal_error()
-            .unwrap_or(Error::Closed);
+        let err = self.core.state().terminal_error().unwrap_or(Error::Closed);
         let leftover = self.shared.close_queue(err.clone());
         for cmd in leftover {
             fail_command(cmd, &err);

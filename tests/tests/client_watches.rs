@@ -1,0 +1,304 @@
+//! One-shot, persistent and persistent-recursive watches against a real server (the shared
+//! one; each test works under its own `unique_path`).
+
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::time::Duration;
+
+use zk_integration_tests::{shared_server, unique_path};
+use zk_session::{
+    Client, CreateOptions, Error, EventType, PersistentWatch, SessionState, WatchedEvent,
+    WatcherType,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+const QUIET: Duration = Duration::from_millis(300);
+
+fn connect() -> Client {
+    Client::builder(&shared_server().addr)
+        .unwrap()
+        .session_timeout(Duration::from_secs(10))
+        .connect()
+        .unwrap()
+}
+
+/// A watching client, a second client that makes the changes, and a fresh root node.
+fn setup(prefix: &str) -> (Client, Client, String) {
+    let zk = connect();
+    let other = connect();
+    let root = unique_path(prefix);
+    zk.create(&root, b"", &CreateOptions::persistent()).unwrap();
+    (zk, other, root)
+}
+
+fn ev(t: EventType, path: &str) -> WatchedEvent {
+    WatchedEvent {
+        event_type: t,
+        path: path.to_owned(),
+    }
+}
+
+/// The next `n` events of a persistent watch.
+fn next_events(w: &PersistentWatch, n: usize) -> Vec<WatchedEvent> {
+    (0..n).map(|_| w.next_timeout(WAIT).unwrap()).collect()
+}
+
+#[test]
+fn data_watch_fires_once() {
+    let (zk, other, root) = setup("watch-data");
+    let p = format!("{root}/n");
+    zk.create(&p, b"0", &CreateOptions::persistent()).unwrap();
+
+    let (data, _, w) = zk.get_data_watch(&p).unwrap();
+    assert_eq!(&data[..], b"0");
+    assert!(w.try_take().is_none(), "nothing yet");
+    assert_eq!(
+        w.wait_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    );
+    other.set_data(&p, b"1", None).unwrap();
+    assert_eq!(
+        w.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &p)
+    );
+    // one-shot: later changes are not delivered, and the handle says it was consumed
+    other.set_data(&p, b"2", None).unwrap();
+    other.delete(&p, None).unwrap();
+    assert!(matches!(w.wait_timeout(QUIET), Err(Error::InvalidUse(_))));
+    assert!(w.try_take().is_none());
+
+    // a data watch also fires on delete
+    other.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    let (_, _, w) = zk.get_data_watch(&p).unwrap();
+    other.delete(&p, None).unwrap();
+    assert_eq!(w.wait().unwrap(), ev(EventType::NodeDeleted, &p));
+
+    // getData on a missing node fails and leaves no watch
+    assert_eq!(zk.get_data_watch(&p).map(|_| ()), Err(Error::NoNode));
+    assert_eq!(
+        zk.remove_watches(&p, WatcherType::Any),
+        Err(Error::NoWatcher)
+    );
+    zk.delete_recursive(&root).unwrap();
+}
+
+#[test]
+fn exists_watch_on_missing_and_present_nodes() {
+    let (zk, other, root) = setup("watch-exists");
+    let p = format!("{root}/later");
+    let (stat, w) = zk.exists_watch(&p).unwrap();
+    assert_eq!(stat, None);
+    other.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    assert_eq!(
+        w.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeCreated, &p)
+    );
+
+    let (stat, w) = zk.exists_watch(&p).unwrap();
+    assert!(stat.is_some());
+    other.set_data(&p, b"x", None).unwrap();
+    assert_eq!(
+        w.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &p)
+    );
+    let (_, w) = zk.exists_watch(&p).unwrap();
+    other.delete(&p, None).unwrap();
+    assert_eq!(
+        w.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDeleted, &p)
+    );
+    zk.delete_recursive(&root).unwrap();
+}
+
+#[test]
+fn child_watch_fires_on_child_changes_and_delete() {
+    let (zk, other, root) = setup("watch-child");
+    let (children, stat, w) = zk.get_children_watch(&root).unwrap();
+    assert!(children.is_empty());
+    assert_eq!(stat.num_children, 0);
+    // a data change on the parent does not fire a child watch
+    other.set_data(&root, b"x", None).unwrap();
+    assert_eq!(w.wait_timeout(QUIET), Err(Error::Timeout));
+    other
+        .create(&format!("{root}/a"), b"", &CreateOptions::persistent())
+        .unwrap();
+    assert_eq!(
+        w.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeChildrenChanged, &root)
+    );
+    // a grandchild is not a child change
+    let (_, _, w) = zk.get_children_watch(&root).unwrap();
+    other
+        .create(&format!("{root}/a/b"), b"", &CreateOptions::persistent())
+        .unwrap();
+    assert_eq!(w.wait_timeout(QUIET), Err(Error::Timeout));
+    other.delete(&format!("{root}/a/b"), None).unwrap();
+    other.delete(&format!("{root}/a"), None).unwrap();
+    assert_eq!(
+        w.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeChildrenChanged, &root)
+    );
+    // the watched node's own delete
+    let (_, _, w) = zk.get_children_watch(&root).unwrap();
+    other.delete(&root, None).unwrap();
+    assert_eq!(
+        w.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDeleted, &root)
+    );
+    assert_eq!(zk.get_children_watch(&root).map(|_| ()), Err(Error::NoNode));
+}
+
+#[test]
+fn one_notification_fans_out_to_every_local_watcher() {
+    let (zk, other, root) = setup("watch-fanout");
+    let (_, _, w1) = zk.get_data_watch(&root).unwrap();
+    let (_, _, w2) = zk.get_data_watch(&root).unwrap();
+    let (_, w3) = zk.exists_watch(&root).unwrap();
+    // a dropped handle gets nothing and disturbs nobody
+    let (_, _, dropped) = zk.get_data_watch(&root).unwrap();
+    drop(dropped);
+    other.set_data(&root, b"x", None).unwrap();
+    let want = ev(EventType::NodeDataChanged, &root);
+    assert_eq!(w1.wait_timeout(WAIT).unwrap(), want);
+    assert_eq!(w2.wait_timeout(WAIT).unwrap(), want);
+    assert_eq!(w3.wait_timeout(WAIT).unwrap(), want);
+    zk.delete(&root, None).unwrap();
+}
+
+#[test]
+fn own_write_notifies_before_its_reply() {
+    let (zk, _other, root) = setup("watch-own");
+    let (_, _, w) = zk.get_data_watch(&root).unwrap();
+    zk.set_data(&root, b"x", None).unwrap();
+    // the server sends the notification before the reply, and the client keeps that order
+    assert_eq!(
+        w.try_take(),
+        Some(Ok(ev(EventType::NodeDataChanged, &root)))
+    );
+    zk.delete(&root, None).unwrap();
+}
+
+#[test]
+fn persistent_watch_survives_firing() {
+    let (zk, other, root) = setup("watch-persistent");
+    let p = format!("{root}/p");
+    let w = zk.add_watch(&p, false).unwrap();
+    other.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    other.set_data(&p, b"1", None).unwrap();
+    other.set_data(&p, b"2", None).unwrap();
+    other
+        .create(&format!("{p}/kid"), b"", &CreateOptions::persistent())
+        .unwrap();
+    // a grandchild is not reported by a non-recursive watch
+    other
+        .create(&format!("{p}/kid/g"), b"", &CreateOptions::persistent())
+        .unwrap();
+    other.delete_recursive(&p).unwrap();
+    assert_eq!(
+        next_events(&w, 6),
+        [
+            ev(EventType::NodeCreated, &p),
+            ev(EventType::NodeDataChanged, &p),
+            ev(EventType::NodeDataChanged, &p),
+            ev(EventType::NodeChildrenChanged, &p),
+            ev(EventType::NodeChildrenChanged, &p),
+            ev(EventType::NodeDeleted, &p),
+        ]
+    );
+    assert_eq!(w.next_timeout(QUIET), Err(Error::Timeout));
+    // and it is still there after the node is gone
+    other.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    assert_eq!(
+        w.next_timeout(WAIT).unwrap(),
+        ev(EventType::NodeCreated, &p)
+    );
+    zk.delete_recursive(&root).unwrap();
+}
+
+#[test]
+fn recursive_watch_reports_descendants_without_child_events() {
+    let (zk, other, root) = setup("watch-recursive");
+    let w = zk.add_watch(&root, true).unwrap();
+    let a = format!("{root}/a");
+    let b = format!("{a}/b");
+    other.create(&a, b"", &CreateOptions::persistent()).unwrap();
+    other.create(&b, b"", &CreateOptions::persistent()).unwrap();
+    other.set_data(&b, b"x", None).unwrap();
+    other.set_data(&root, b"r", None).unwrap();
+    other.delete(&b, None).unwrap();
+    other.delete(&a, None).unwrap();
+    // iterate the handle itself
+    let got: Vec<WatchedEvent> = (&w).take(6).collect();
+    assert_eq!(
+        got,
+        [
+            ev(EventType::NodeCreated, &a),
+            ev(EventType::NodeCreated, &b),
+            ev(EventType::NodeDataChanged, &b),
+            ev(EventType::NodeDataChanged, &root),
+            ev(EventType::NodeDeleted, &b),
+            ev(EventType::NodeDeleted, &a),
+        ]
+    );
+    // never NodeChildrenChanged, though every create and delete above changed children
+    assert_eq!(w.next_timeout(QUIET), Err(Error::Timeout));
+    assert!(w.try_next().is_none());
+    zk.delete_recursive(&root).unwrap();
+}
+
+#[test]
+fn dropping_a_persistent_watch_stops_delivery() {
+    let (zk, other, root) = setup("watch-drop");
+    let w1 = zk.add_watch(&root, true).unwrap();
+    let w2 = zk.add_watch(&root, true).unwrap();
+    other
+        .create(&format!("{root}/a"), b"", &CreateOptions::persistent())
+        .unwrap();
+    let want = ev(EventType::NodeCreated, &format!("{root}/a"));
+    assert_eq!(w1.next_timeout(WAIT).unwrap(), want);
+    assert_eq!(w2.next_timeout(WAIT).unwrap(), want);
+
+    // dropping one of two handles: the other still gets events, the server keeps the watch
+    drop(w1);
+    other.set_data(&root, b"x", None).unwrap();
+    assert_eq!(
+        w2.next_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &root)
+    );
+    // dropping the last one removes the server's registration too
+    drop(w2);
+    assert_eq!(
+        zk.remove_watches(&root, WatcherType::Any),
+        Err(Error::NoWatcher),
+        "the dropped watch is still registered on the server"
+    );
+    // a new watch on the same path sees only what comes after it
+    other.set_data(&root, b"y", None).unwrap();
+    let w3 = zk.add_watch(&root, true).unwrap();
+    other.set_data(&root, b"z", None).unwrap();
+    assert_eq!(
+        w3.next_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &root)
+    );
+    assert_eq!(w3.next_timeout(QUIET), Err(Error::Timeout));
+    zk.delete_recursive(&root).unwrap();
+}
+
+#[test]
+fn watches_end_with_the_session() {
+    let (zk, _other, root) = setup("watch-close");
+    let (_, _, one_shot) = zk.get_data_watch(&root).unwrap();
+    let persistent = zk.add_watch(&root, true).unwrap();
+    let states = zk.state_watch();
+    let waiter = std::thread::spawn(move || one_shot.wait());
+    std::thread::sleep(Duration::from_millis(100));
+    zk.close().unwrap();
+    assert_eq!(waiter.join().unwrap(), Err(Error::Closed));
+    assert_eq!(persistent.next_timeout(WAIT), Err(Error::Closed));
+    assert_eq!((&persistent).next(), None);
+    assert_eq!(states.next_timeout(WAIT), Some(SessionState::Closed));
+    drop(zk);
+    drop(persistent);
+    assert_eq!(states.next_timeout(WAIT), None, "the client is gone");
+    connect().delete(&root, None).unwrap();
+}
