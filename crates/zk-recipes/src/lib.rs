@@ -6,7 +6,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod barrier;
+pub mod counter;
 pub mod fence;
+pub mod queue;
 pub mod session;
 pub mod sim;
 pub mod workloads;

@@ -3,6 +3,7 @@
 //! history"). The `simulate` example runs them over ranges of seeds.
 
 mod cas_counter;
+pub mod queue_family;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -81,7 +82,10 @@ pub trait Workload: Sync {
 
 /// Every workload, by name.
 pub fn all() -> Vec<&'static dyn Workload> {
-    vec![&cas_counter::CasCounter, &cas_counter::BrokenCounter]
+    let mut all: Vec<&'static dyn Workload> =
+        vec![&cas_counter::CasCounter, &cas_counter::BrokenCounter];
+    all.extend(queue_family::all());
+    all
 }
 
 /// Look a workload up by name.
