@@ -8,10 +8,13 @@
 
 pub mod barrier;
 pub mod counter;
+pub mod election;
 pub mod fence;
+pub mod party;
 pub mod queue;
 pub mod session;
 pub mod sim;
+pub mod watchers;
 pub mod workloads;
 
 pub use fence::{Fence, sequence_of};

@@ -3,6 +3,7 @@
 //! history"). The `simulate` example runs them over ranges of seeds.
 
 mod cas_counter;
+pub mod election_family;
 pub mod queue_family;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,6 +85,7 @@ pub trait Workload: Sync {
 pub fn all() -> Vec<&'static dyn Workload> {
     let mut all: Vec<&'static dyn Workload> =
         vec![&cas_counter::CasCounter, &cas_counter::BrokenCounter];
+    all.extend(election_family::all());
     all.extend(queue_family::all());
     all
 }
