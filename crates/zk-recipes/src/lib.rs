@@ -10,6 +10,8 @@ pub mod barrier;
 pub mod counter;
 pub mod election;
 pub mod fence;
+pub mod lease;
+pub mod partitioner;
 pub mod party;
 pub mod queue;
 pub mod session;

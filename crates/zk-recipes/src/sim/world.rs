@@ -837,7 +837,10 @@ fn describe_result(r: &Result<Response, ErrorCode>) -> String {
         Ok(Response::GetData(d)) => format!("ok {}B v{}", d.data.len(), d.stat.version),
         Ok(Response::SetData(s)) => format!("ok v{}", s.stat.version),
         Ok(Response::Exists(e)) => format!("ok v{}", e.stat.version),
-        Ok(Response::Multi(m)) => format!("ok {} results", m.results.len()),
+        Ok(Response::Multi(m)) => match m.first_error() {
+            Some(code) => format!("multi failed: {code:?}"),
+            None => format!("ok {} results", m.results.len()),
+        },
         Ok(_) => "ok".to_owned(),
     }
 }

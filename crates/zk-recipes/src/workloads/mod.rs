@@ -4,6 +4,7 @@
 
 mod cas_counter;
 pub mod election_family;
+pub mod partition_family;
 pub mod queue_family;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -87,6 +88,7 @@ pub fn all() -> Vec<&'static dyn Workload> {
         vec![&cas_counter::CasCounter, &cas_counter::BrokenCounter];
     all.extend(election_family::all());
     all.extend(queue_family::all());
+    all.extend(partition_family::all());
     all
 }
 
@@ -108,6 +110,11 @@ pub struct SeedResult {
 pub fn run_seed(w: &dyn Workload, seed: u64, keep_trace: bool) -> SeedResult {
     let mut config = w.config(seed);
     config.keep_trace = keep_trace;
+    run_seed_with(w, config)
+}
+
+/// Run a workload with an explicit configuration (e.g. other faults).
+pub fn run_seed_with(w: &dyn Workload, config: SimConfig) -> SeedResult {
     let mut sim = Sim::new(config);
     let check = w.spawn(&mut sim);
     let report = sim.run();
