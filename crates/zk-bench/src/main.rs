@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use zk_recipes::lock::Lock;
 use zk_session::{Client, CreateOptions, Error, SessionState};
 
 const CLIENT: &str = "zk-rs";
@@ -23,6 +24,7 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 const GET_PATH: &str = "/bench-get";
 const SET_PATH: &str = "/bench-set";
 const EPH_PATH: &str = "/bench-eph";
+const LOCK_PATH: &str = "/bench-lock";
 
 type Res<T> = Result<T, String>;
 
@@ -312,6 +314,92 @@ fn w4(args: &Args) -> Res<Measured> {
     Ok(phase.finish(n, lat, String::new()))
 }
 
+/// One W5 cycle: acquire, empty critical section, release (the delete of the own node,
+/// awaited). Returns its latency.
+fn lock_cycle(lock: &Lock<Client>) -> Res<u64> {
+    let s = Instant::now();
+    let guard = lock.acquire(None).map_err(|e| format!("acquire: {e}"))?;
+    guard.release().map_err(|e| format!("release: {e}"))?;
+    Ok(s.elapsed().as_nanos() as u64)
+}
+
+/// W5 lock hand-off: `--contenders` sessions (default 4), each on its own thread with its own
+/// `zk_recipes::Lock` on `/bench-lock`, `N / contenders` cycles each after a common barrier.
+fn w5(args: &Args) -> Res<Measured> {
+    let contenders = args.contenders.max(1);
+    let total = args.ops.unwrap_or(1_000);
+    let per = total / contenders;
+    let chunk = args.warm_chunk(total) / contenders;
+    let setup = connect(&args.server)?;
+    ensure_node(&setup, LOCK_PATH)?;
+    let mut clients = Vec::with_capacity(contenders);
+    for _ in 0..contenders {
+        clients.push(connect(&args.server)?);
+    }
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(contenders + 1));
+    let mut threads = Vec::with_capacity(contenders);
+    for client in clients {
+        let barrier = barrier.clone();
+        let warmup_secs = args.warmup_secs;
+        threads.push(std::thread::spawn(move || -> Res<(Vec<u64>, Client)> {
+            let lock = Lock::new(client.clone(), LOCK_PATH, "");
+            let run = |n: usize, lat: &mut Vec<u64>| -> Res<()> {
+                for _ in 0..n {
+                    lat.push(lock_cycle(&lock)?);
+                }
+                Ok(())
+            };
+            barrier.wait(); // warm-up starts together
+            let mut scratch = Vec::new();
+            let (warm_start, mut result) = (Instant::now(), Ok(()));
+            if chunk > 0 {
+                loop {
+                    result = run(chunk, &mut scratch);
+                    if result.is_err() || warm_start.elapsed().as_secs_f64() >= warmup_secs {
+                        break;
+                    }
+                }
+            }
+            barrier.wait(); // timed phase starts together (never leave the others waiting)
+            result?;
+            let mut lat = Vec::with_capacity(per);
+            run(per, &mut lat)?;
+            drop(lock);
+            // Closed after the timed phase.
+            Ok((lat, client))
+        }));
+    }
+    barrier.wait();
+    barrier.wait();
+    let phase = Phase::start(args);
+    let mut lat = Vec::with_capacity(per * contenders);
+    let mut failure = None;
+    let mut sessions = Vec::with_capacity(contenders);
+    for t in threads {
+        match t.join() {
+            Ok(Ok((l, client))) => {
+                lat.extend(l);
+                sessions.push(client);
+            }
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("a contender thread panicked".into()),
+        }
+    }
+    let ops = lat.len();
+    let m = phase.finish(
+        ops,
+        lat,
+        format!(",\"contenders\":{contenders},\"recipe\":\"zk_recipes::Lock\""),
+    );
+    for client in sessions {
+        let _ = client.close();
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(m),
+    }
+}
+
 fn one_session(server: &str) -> Res<()> {
     let client = connect(server)?;
     let states = client.state_watch();
@@ -349,13 +437,7 @@ fn main() {
             "W2" => w2_w3(&args, false),
             "W3" => w2_w3(&args, true),
             "W4" => w4(&args),
-            "W5" => {
-                println!(
-                    "{{\"client\":\"{CLIENT}\",\"version\":\"{VERSION}\",\"workload\":\"W5\",\
-                     \"skipped\":\"the lock recipe (zk-recipes) is not built yet\"}}"
-                );
-                continue;
-            }
+            "W5" => w5(&args),
             "W6" => w6(&args),
             other => Err(format!("unknown workload {other}")),
         };

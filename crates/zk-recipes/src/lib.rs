@@ -11,6 +11,7 @@ pub mod counter;
 pub mod election;
 pub mod fence;
 pub mod lease;
+pub mod lock;
 pub mod partitioner;
 pub mod party;
 pub mod queue;

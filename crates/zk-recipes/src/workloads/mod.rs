@@ -4,6 +4,7 @@
 
 mod cas_counter;
 pub mod election_family;
+pub mod lock_family;
 pub mod partition_family;
 pub mod queue_family;
 
@@ -86,6 +87,7 @@ pub trait Workload: Sync {
 pub fn all() -> Vec<&'static dyn Workload> {
     let mut all: Vec<&'static dyn Workload> =
         vec![&cas_counter::CasCounter, &cas_counter::BrokenCounter];
+    all.extend(lock_family::all());
     all.extend(election_family::all());
     all.extend(queue_family::all());
     all.extend(partition_family::all());
