@@ -40,4 +40,6 @@ pub use completion::Completion;
 pub use error::Error;
 pub use session::{Config, Event, SessionState, WatchedEvent};
 pub use watch::{OneshotWatch, PersistentWatch, StateWatch};
-pub use zk_proto::{Acl, ClientInfo, CreateMode, EventType, Id, Perms, Stat, WatcherType};
+pub use zk_proto::{
+    Acl, ClientInfo, CreateMode, ErrorCode, EventType, Id, Perms, Stat, WatcherType,
+};
