@@ -17,6 +17,8 @@
 // Test infrastructure: it waits on real servers, so it reads the clock.
 #![allow(clippy::disallowed_methods)]
 
+pub mod expiry;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
