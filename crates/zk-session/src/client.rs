@@ -706,7 +706,7 @@ impl Client {
 
     /// [`Client::exists_watch`], without blocking.
     pub fn exists_watch_async(&self, path: &str) -> Completion<(Option<Stat>, OneshotWatch)> {
-        let (watch, sink) = OneshotWatch::new(self.shared().clone());
+        let (watch, sink) = OneshotWatch::new_for_exists(self.shared().clone());
         let req = Request::Exists(ExistsRequest {
             path: path.to_owned(),
             watch: true,

@@ -448,9 +448,19 @@ impl Driver {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Completed { op, result } => {
-                if self.sinks.contains_key(&op) && !self.core.watches().contains(op) {
-                    // The op set no watch (it failed): the handle will see nothing.
-                    self.sinks.remove(&op);
+                // Decide from the op's own result whether it left a watch. The registry is no
+                // guide here: all frames of one read are handled before events are dispatched,
+                // so a notification right behind this reply may already have fired (and
+                // removed) the watch; its Event::Watch follows this one and needs the sink.
+                if let Some(sink) = self.sinks.get(&op) {
+                    let set = match &result {
+                        Ok(_) => true,
+                        Err(Error::NoNode) => sink.set_on_no_node,
+                        Err(_) => false,
+                    };
+                    if !set {
+                        self.sinks.remove(&op);
+                    }
                 }
                 if let Some(slot) = self.slots.remove(&op) {
                     slot.complete_deferred(result, &mut self.wakeups);

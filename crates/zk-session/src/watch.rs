@@ -17,6 +17,8 @@ pub(crate) type WatchMsg = Result<WatchedEvent, Error>;
 pub(crate) struct WatchSink {
     pub(crate) id: Arc<AtomicU64>,
     pub(crate) tx: Sender<WatchMsg>,
+    /// Set by `exists`: its NoNode reply still leaves a watch (for the node's creation).
+    pub(crate) set_on_no_node: bool,
 }
 
 #[derive(Debug)]
@@ -36,7 +38,11 @@ impl WatchHandle {
                 rx,
                 shared,
             },
-            WatchSink { id, tx },
+            WatchSink {
+                id,
+                tx,
+                set_on_no_node: false,
+            },
         )
     }
 
@@ -100,6 +106,13 @@ impl OneshotWatch {
             handle,
             taken: AtomicBool::new(false),
         };
+        (watch, sink)
+    }
+
+    /// For `exists`, whose NoNode reply still sets a watch (for the node's creation).
+    pub(crate) fn new_for_exists(shared: Arc<Shared>) -> (OneshotWatch, WatchSink) {
+        let (watch, mut sink) = OneshotWatch::new(shared);
+        sink.set_on_no_node = true;
         (watch, sink)
     }
 

@@ -1,0 +1,115 @@
+//! The driver against a scripted TCP server (zk-proto frames, no real ZooKeeper), for
+//! orderings a real server rarely produces on demand.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use zk_proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, EventType, FrameDecoder, GetDataResponse,
+    KeeperState, OpCode, Record, Reply, ReplyHeader, Request, Response, Stat, WatcherEvent,
+    write_record_frame,
+};
+use zk_session::Client;
+
+struct Peer {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl Peer {
+    fn frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf).unwrap() {
+                return Some(f);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_notification_in_the_same_read_as_its_watch_reply_is_delivered() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut peer = Peer {
+            stream,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::default(),
+        };
+        ConnectRequest::decode(&peer.frame().unwrap()).unwrap();
+        let mut out = BytesMut::new();
+        write_record_frame(
+            &mut out,
+            &ConnectResponse {
+                protocol_version: 0,
+                timeout: 10_000,
+                session_id: 0x42,
+                passwd: Bytes::from(vec![7; 16]),
+                read_only: Some(false),
+            },
+        );
+        peer.stream.write_all(&out).unwrap();
+        while let Some(f) = peer.frame() {
+            let (h, req) = Request::decode_frame(&f).unwrap();
+            let mut out = BytesMut::new();
+            match req {
+                Request::GetData(g) => {
+                    assert!(g.watch);
+                    let header = ReplyHeader {
+                        xid: h.xid,
+                        zxid: 5,
+                        err: ErrorCode::Ok,
+                    };
+                    let body = Response::GetData(GetDataResponse {
+                        data: Bytes::from_static(b"v1"),
+                        stat: Stat::default(),
+                    });
+                    Response::encode_frame(&header, Some(&body), &mut out);
+                    // The change lands right behind the reply: both in one write.
+                    Reply::encode_notification(
+                        -1,
+                        &WatcherEvent {
+                            event_type: EventType::NodeDataChanged,
+                            state: KeeperState::SyncConnected,
+                            path: g.path,
+                        },
+                        &mut out,
+                    );
+                }
+                other => {
+                    let header = ReplyHeader {
+                        xid: h.xid,
+                        zxid: 6,
+                        err: ErrorCode::Ok,
+                    };
+                    Response::encode_frame(&header, None, &mut out);
+                    if other.opcode() == OpCode::CloseSession {
+                        peer.stream.write_all(&out).unwrap();
+                        return;
+                    }
+                }
+            }
+            peer.stream.write_all(&out).unwrap();
+        }
+    });
+    let zk = Client::connect(&addr).unwrap();
+    let (data, _, watch) = zk.get_data_watch("/w").unwrap();
+    assert_eq!(&data[..], b"v1");
+    let event = watch
+        .wait_timeout(Duration::from_secs(5))
+        .expect("the notification that arrived with the reply must reach the watch");
+    assert_eq!(event.event_type, EventType::NodeDataChanged);
+    assert_eq!(event.path, "/w");
+    zk.close().unwrap();
+    server.join().unwrap();
+}
