@@ -36,7 +36,8 @@
 //!   (when the predecessor's kind excludes at least what the waiter excludes). A deletion
 //!   without the marker (an abandoned attempt, an expired session, a kazoo contender) makes
 //!   the waiter list the children as kazoo does. Per contended acquisition: one create, one
-//!   getChildren, one getData watch and the wait; release is that one multi.
+//!   getChildren, one getData watch and the wait; release is that one multi. (So the data of
+//!   a contender node is the recipe's: changing it by hand reads as a release.)
 //! - A non-blocking attempt ([`Lock::try_acquire`]) on a held lock lists the children and
 //!   returns without creating (and deleting) a node.
 //! - A create that ends in `ConnectionLoss` (outcome unknown) is recovered by the node's unique
@@ -821,7 +822,9 @@ macro_rules! lock_api {
             }
 
             /// Take the lock only if that needs no waiting: `Ok(None)` if another contender
-            /// is ahead (this attempt's node is then deleted, retried until that succeeds).
+            /// is ahead. A held lock is seen in a listing before any node is created; if a
+            /// contender slips in between, this attempt's node is deleted again (retried until
+            /// that succeeds).
             pub fn try_acquire(&self) -> Result<Option<LockGuard<S>>, Error> {
                 self.core.acquire(false, None)
             }
