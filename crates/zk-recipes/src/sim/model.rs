@@ -55,6 +55,8 @@
 //! close reply), an expiring one does not (its connection is gone).
 
 mod acl;
+
+pub use acl::digest_id;
 mod tree;
 mod watch;
 

@@ -143,7 +143,7 @@ fn ip_matches(client: &str, expr: &str) -> bool {
 /// The digest identity for `user:password` credentials: `user:base64(sha1(credentials))`
 /// (`DigestAuthenticationProvider.generateDigest`; the user is the text before the first
 /// colon, or all of it).
-pub(crate) fn digest_id(credentials: &[u8]) -> String {
+pub fn digest_id(credentials: &[u8]) -> String {
     // Java decodes the bytes with `new String(bytes)` and hashes the re-encoded string.
     let text = String::from_utf8_lossy(credentials);
     let user = text.split_once(':').map_or(&*text, |(u, _)| u);
