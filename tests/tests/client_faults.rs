@@ -394,3 +394,51 @@ fn frozen_server_is_detected_under_load() {
     assert_eq!(&a.get_data("/load").unwrap().0[..], b"payload");
     a.close().unwrap();
 }
+
+/// Sequential blocking calls on an idle connection run on the caller's thread (the driver's
+/// inline path). A frozen server must still be detected within the read timeout: the caller
+/// hands its wait back to the driver after a short budget, and its call fails with
+/// ConnectionLoss once the driver declares the connection dead, not later.
+#[test]
+fn frozen_server_is_detected_during_a_blocking_call() {
+    let server = DedicatedServer::start(200);
+    let a = connect(server.addr(), Duration::from_secs(6));
+    let tn = a.negotiated_timeout().unwrap();
+    let sid = a.session_id();
+    a.create("/sync", b"payload", &CreateOptions::persistent())
+        .unwrap();
+    for _ in 0..200 {
+        assert_eq!(&a.get_data("/sync").unwrap().0[..], b"payload");
+    }
+    let states = a.state_watch();
+
+    // the read timeout runs from the last reply, just before the freeze
+    let t0 = Instant::now();
+    server.freeze();
+    let r = a.get_data("/sync");
+    let failed_after = t0.elapsed();
+    let read_timeout = tn * 2 / 3;
+    let bound = read_timeout * 11 / 10;
+    eprintln!("blocking call on a frozen server failed after {failed_after:?}: {r:?}");
+    assert_eq!(r.map(|_| ()), Err(Error::ConnectionLoss));
+    assert!(failed_after <= bound, "{failed_after:?} > {bound:?}");
+    assert!(
+        failed_after + Duration::from_millis(500) >= read_timeout,
+        "failed after {failed_after:?}, before the read timeout {read_timeout:?}"
+    );
+    assert_eq!(
+        states_until(&states, SessionState::Disconnected, tn),
+        [SessionState::Disconnected]
+    );
+
+    server.thaw();
+    assert_eq!(
+        states_until(&states, SessionState::Connected, tn),
+        [SessionState::Connected]
+    );
+    assert_eq!(a.session_id(), sid, "the session survived");
+    for _ in 0..200 {
+        assert_eq!(&a.get_data("/sync").unwrap().0[..], b"payload");
+    }
+    a.close().unwrap();
+}

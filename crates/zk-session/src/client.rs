@@ -1,5 +1,6 @@
 //! The thread-safe client handle.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -16,10 +17,16 @@ use zk_proto::{
 };
 
 use crate::completion::{Completion, Slot};
-use crate::driver::{Command, Driver, WAKER};
+use crate::driver::{Command, Driver, Engine, WAKER};
 use crate::error::Error;
 use crate::session::{Config, Session, SessionState};
 use crate::watch::{OneshotWatch, PersistentWatch, StateWatch, WatchSink};
+
+thread_local! {
+    /// Set by [`Client::blocking`] while it builds its request: the next submission on this
+    /// thread is held back in its completion instead of being queued for the driver.
+    static HOLD_BACK: Cell<bool> = const { Cell::new(false) };
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -47,11 +54,13 @@ const LAZY_WAKE_IN_FLIGHT: usize = 16;
 /// State shared by the client handles and the driver thread.
 pub(crate) struct Shared {
     queue: Mutex<Queue>,
+    /// The driver's state; see [`Engine`].
+    pub(crate) engine: Mutex<Engine>,
     pub(crate) needs_wake: AtomicBool,
     /// Requests the driver has in flight, published before it blocks: while enough are in
     /// flight, a reply is sure to wake the driver soon, so submitters skip the wake-up.
     pub(crate) in_flight: AtomicUsize,
-    waker: mio::Waker,
+    pub(crate) waker: mio::Waker,
     info: Mutex<Info>,
     info_changed: Condvar,
     state_watchers: Mutex<Vec<Sender<SessionState>>>,
@@ -68,7 +77,7 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Queue a command for the driver; once the session is over, the error that ended it
     /// (the command is dropped: its caller reports the error).
-    fn push(&self, cmd: Command) -> Result<(), Error> {
+    pub(crate) fn push(&self, cmd: Command) -> Result<(), Error> {
         {
             let mut q = lock(&self.queue);
             if let Some(err) = &q.closed {
@@ -82,6 +91,10 @@ impl Shared {
             let _ = self.waker.wake();
         }
         Ok(())
+    }
+
+    pub(crate) fn lock_engine(&self) -> MutexGuard<'_, Engine> {
+        lock(&self.engine)
     }
 
     pub(crate) fn has_commands(&self) -> bool {
@@ -223,11 +236,25 @@ impl ClientBuilder {
         let poll = mio::Poll::new().map_err(|e| Error::Protocol(format!("mio poll: {e}")))?;
         let waker = mio::Waker::new(poll.registry(), WAKER)
             .map_err(|e| Error::Protocol(format!("mio waker: {e}")))?;
+        let registry = poll
+            .registry()
+            .try_clone()
+            .map_err(|e| Error::Protocol(format!("mio registry: {e}")))?;
+        #[allow(clippy::disallowed_methods)] // the session's epoch, handed to the core
+        let now = std::time::Instant::now();
+        let mut core = Session::new(self.config, now);
+        let mut auth_slots = Vec::new();
+        for (scheme, auth) in self.auth {
+            if let Ok(op) = core.add_auth(now, &scheme, auth) {
+                auth_slots.push(op);
+            }
+        }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 cmds: Vec::new(),
                 closed: None,
             }),
+            engine: Mutex::new(Engine::new(core, registry)),
             needs_wake: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             waker,
@@ -240,16 +267,7 @@ impl ClientBuilder {
             info_changed: Condvar::new(),
             state_watchers: Mutex::new(Vec::new()),
         });
-        #[allow(clippy::disallowed_methods)] // the session's epoch, handed to the core
-        let now = std::time::Instant::now();
-        let mut core = Session::new(self.config, now);
-        let mut auth_slots = Vec::new();
-        for (scheme, auth) in self.auth {
-            if let Ok(op) = core.add_auth(now, &scheme, auth) {
-                auth_slots.push(op);
-            }
-        }
-        let driver = Driver::new(core, poll, shared.clone());
+        let driver = Driver::new(poll, shared.clone());
         let thread = std::thread::Builder::new()
             .name("zk-driver".into())
             .spawn(move || driver.run())
@@ -626,10 +644,30 @@ impl Client {
             watch,
             unrooted,
         };
+        if HOLD_BACK.with(|h| h.replace(false)) {
+            return Completion::unsent(slot, Box::new(map), self.shared().clone(), cmd);
+        }
         match self.shared().push(cmd) {
             Ok(()) => Completion::new(slot, Box::new(map)),
             Err(err) => Completion::failed(err),
         }
+    }
+
+    /// Run a blocking call: `op` builds its one request, which is held back from the driver
+    /// so that waiting on it can run it on this thread ([`Completion::wait`]).
+    fn blocking<T>(&self, op: impl FnOnce() -> Completion<T>) -> Result<T, Error> {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                HOLD_BACK.with(|h| h.set(false));
+            }
+        }
+        HOLD_BACK.with(|h| h.set(true));
+        let completion = {
+            let _reset = Reset;
+            op()
+        };
+        completion.wait()
     }
 
     fn call<T: 'static>(
@@ -649,8 +687,7 @@ impl Client {
         data: &[u8],
         options: &CreateOptions,
     ) -> Result<(String, Stat), Error> {
-        self.create_async(path, Bytes::copy_from_slice(data), options)
-            .wait()
+        self.blocking(|| self.create_async(path, Bytes::copy_from_slice(data), options))
     }
 
     /// [`Client::create`], without blocking.
@@ -672,7 +709,7 @@ impl Client {
 
     /// Delete a node; `version` `None` deletes any version.
     pub fn delete(&self, path: &str, version: Option<i32>) -> Result<(), Error> {
-        self.delete_async(path, version).wait()
+        self.blocking(|| self.delete_async(path, version))
     }
 
     /// [`Client::delete`], without blocking.
@@ -686,7 +723,7 @@ impl Client {
 
     /// The node's Stat, or `None` if it does not exist.
     pub fn exists(&self, path: &str) -> Result<Option<Stat>, Error> {
-        self.exists_async(path).wait()
+        self.blocking(|| self.exists_async(path))
     }
 
     /// [`Client::exists`], without blocking.
@@ -701,7 +738,7 @@ impl Client {
     /// [`Client::exists`], leaving a watch: fires on create if missing, else on data change
     /// or delete.
     pub fn exists_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatch), Error> {
-        self.exists_watch_async(path).wait()
+        self.blocking(|| self.exists_watch_async(path))
     }
 
     /// [`Client::exists_watch`], without blocking.
@@ -718,7 +755,7 @@ impl Client {
 
     /// The node's data and Stat.
     pub fn get_data(&self, path: &str) -> Result<(Bytes, Stat), Error> {
-        self.get_data_async(path).wait()
+        self.blocking(|| self.get_data_async(path))
     }
 
     /// [`Client::get_data`], without blocking.
@@ -732,7 +769,7 @@ impl Client {
 
     /// [`Client::get_data`], leaving a watch for the next data change or delete.
     pub fn get_data_watch(&self, path: &str) -> Result<(Bytes, Stat, OneshotWatch), Error> {
-        self.get_data_watch_async(path).wait()
+        self.blocking(|| self.get_data_watch_async(path))
     }
 
     /// [`Client::get_data_watch`], without blocking.
@@ -749,8 +786,7 @@ impl Client {
 
     /// Set the node's data; `version` `None` for any. Returns the new Stat.
     pub fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat, Error> {
-        self.set_data_async(path, Bytes::copy_from_slice(data), version)
-            .wait()
+        self.blocking(|| self.set_data_async(path, Bytes::copy_from_slice(data), version))
     }
 
     /// [`Client::set_data`], without blocking.
@@ -773,7 +809,7 @@ impl Client {
 
     /// The node's ACL and Stat.
     pub fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), Error> {
-        self.get_acl_async(path).wait()
+        self.blocking(|| self.get_acl_async(path))
     }
 
     /// [`Client::get_acl`], without blocking.
@@ -789,7 +825,7 @@ impl Client {
 
     /// Set the node's ACL; `version` (the ACL version) `None` for any.
     pub fn set_acl(&self, path: &str, acl: Vec<Acl>, version: Option<i32>) -> Result<Stat, Error> {
-        self.set_acl_async(path, acl, version).wait()
+        self.blocking(|| self.set_acl_async(path, acl, version))
     }
 
     /// [`Client::set_acl`], without blocking.
@@ -812,7 +848,7 @@ impl Client {
 
     /// The node's children (names, unsorted).
     pub fn get_children(&self, path: &str) -> Result<Vec<String>, Error> {
-        self.get_children_async(path).wait()
+        self.blocking(|| self.get_children_async(path))
     }
 
     /// [`Client::get_children`], without blocking.
@@ -829,7 +865,7 @@ impl Client {
 
     /// The node's children and its Stat.
     pub fn get_children_with_stat(&self, path: &str) -> Result<(Vec<String>, Stat), Error> {
-        self.get_children_with_stat_async(path).wait()
+        self.blocking(|| self.get_children_with_stat_async(path))
     }
 
     /// [`Client::get_children_with_stat`], without blocking.
@@ -846,7 +882,7 @@ impl Client {
         &self,
         path: &str,
     ) -> Result<(Vec<String>, Stat, OneshotWatch), Error> {
-        self.get_children_watch_async(path).wait()
+        self.blocking(|| self.get_children_watch_async(path))
     }
 
     /// [`Client::get_children_watch`], without blocking.
@@ -891,7 +927,7 @@ impl Client {
     /// Wait until the server this client is connected to has caught up with the leader on
     /// `path`.
     pub fn sync(&self, path: &str) -> Result<(), Error> {
-        self.sync_async(path).wait()
+        self.blocking(|| self.sync_async(path))
     }
 
     /// [`Client::sync`], without blocking.
@@ -905,7 +941,7 @@ impl Client {
     /// Run `ops` atomically. On failure nothing is applied and the error is
     /// [`Error::MultiFailed`] naming the failing op.
     pub fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, Error> {
-        self.multi_async(ops).wait()
+        self.blocking(|| self.multi_async(ops))
     }
 
     /// [`Client::multi`], without blocking.

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use zk_proto::Response;
 
+use crate::client::Shared;
+use crate::driver::Command;
 use crate::error::Error;
 
 #[derive(Debug, Default)]
@@ -71,6 +73,11 @@ impl Slot {
         }
     }
 
+    /// Whether the outcome is in.
+    pub(crate) fn is_done(&self) -> bool {
+        self.lock().result.is_some()
+    }
+
     fn take(&self) -> Option<Result<Response, Error>> {
         self.lock().result.take()
     }
@@ -113,6 +120,9 @@ type MapFn<T> = Box<dyn FnOnce(Result<Response, Error>) -> Result<T, Error> + Se
 pub struct Completion<T> {
     slot: Arc<Slot>,
     map: Option<MapFn<T>>,
+    /// A blocking call's request, not yet handed to the driver: [`Completion::wait`] first
+    /// tries to run it on the waiting thread. Every other use sends it to the driver first.
+    unsent: Option<(Arc<Shared>, Command)>,
 }
 
 impl<T> std::fmt::Debug for Completion<T> {
@@ -128,6 +138,30 @@ impl<T> Completion<T> {
         Completion {
             slot,
             map: Some(map),
+            unsent: None,
+        }
+    }
+
+    /// A completion whose request is still to be sent (see [`Completion::wait`]).
+    pub(crate) fn unsent(
+        slot: Arc<Slot>,
+        map: MapFn<T>,
+        shared: Arc<Shared>,
+        cmd: Command,
+    ) -> Completion<T> {
+        Completion {
+            slot,
+            map: Some(map),
+            unsent: Some((shared, cmd)),
+        }
+    }
+
+    /// Hand a held-back request to the driver.
+    fn send(&mut self) {
+        if let Some((shared, cmd)) = self.unsent.take() {
+            if let Err(e) = shared.push(cmd) {
+                self.slot.complete(Err(e));
+            }
         }
     }
 
@@ -150,6 +184,13 @@ impl<T> Completion<T> {
 
     /// Block until the operation completes.
     pub fn wait(mut self) -> Result<T, Error> {
+        if let Some((shared, cmd)) = self.unsent.take() {
+            if let Some(cmd) = shared.run_inline(cmd) {
+                if let Err(e) = shared.push(cmd) {
+                    self.slot.complete(Err(e));
+                }
+            }
+        }
         match self.slot.wait(None) {
             Some(r) => self.finish(r),
             None => Err(Error::Timeout),
@@ -169,6 +210,7 @@ impl<T> Completion<T> {
         if self.map.is_none() {
             return Err(Error::InvalidUse("completion already consumed"));
         }
+        self.send();
         match self.slot.wait(Some(deadline)) {
             Some(r) => self.finish(r),
             None => Err(Error::Timeout),
@@ -178,6 +220,7 @@ impl<T> Completion<T> {
     /// The outcome if the operation has completed, without blocking.
     pub fn try_take(&mut self) -> Option<Result<T, Error>> {
         self.map.as_ref()?;
+        self.send();
         let r = self.slot.take()?;
         Some(self.finish(r))
     }
@@ -185,10 +228,17 @@ impl<T> Completion<T> {
 
 impl<T> Unpin for Completion<T> {}
 
+impl<T> Drop for Completion<T> {
+    fn drop(&mut self) {
+        self.send();
+    }
+}
+
 impl<T> Future for Completion<T> {
     type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.send();
         let r = {
             let mut s = self.slot.lock();
             match s.result.take() {

@@ -1,11 +1,15 @@
 //! The mio driver: the only code that touches sockets or reads the clock.
 //!
-//! One thread per client owns the mio [`Poll`], the sockets and the [`Session`] core. User
-//! threads hand it [`Command`]s through a mutex-protected queue and wake it with a
-//! [`mio::Waker`] only when it may be blocked. Each loop iteration reads the clock once, feeds
-//! commands, socket events and timeouts into the core, then drains the core's outputs: actions
-//! (connect, disconnect, probe), coalesced bytes to write, and events (completions, watch
-//! notifications, state changes) that it routes to completion slots and watch channels.
+//! One thread per client owns the mio [`Poll`]; the session core, the sockets and the routing
+//! tables live in an [`Engine`] behind a mutex in [`Shared`]. User threads hand the driver
+//! [`Command`]s through a mutex-protected queue and wake it with a [`mio::Waker`] only when
+//! it may be blocked. Each turn of the loop locks the engine, reads the clock once, feeds
+//! commands, socket events and timeouts into the core, then drains the core's outputs:
+//! actions (connect, disconnect, probe), coalesced bytes to write, and events (completions,
+//! watch notifications, state changes) that it routes to completion slots and watch channels.
+//!
+//! A blocking call on an idle connection skips the hand-offs: the caller locks the engine and
+//! runs the same code on its own thread ([`Shared::run_inline`]).
 
 #![allow(clippy::disallowed_methods)] // the driver is where the clock is read
 
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 use tracing::{debug, trace, warn};
 use zk_proto::Request;
 
@@ -32,6 +36,17 @@ use crate::watch::WatchSink;
 pub(crate) const WAKER: Token = Token(0);
 const CONN: Token = Token(1);
 const PROBE: Token = Token(2);
+
+/// With at least this many requests in flight, the driver lets replies gather for
+/// [`COALESCE`] before it looks at the socket again. Queueing delay at this depth is already
+/// milliseconds, so the added delay is small against it, and it cuts wake-ups per reply
+/// several-fold.
+const COALESCE_IN_FLIGHT: usize = 128;
+const COALESCE: Duration = Duration::from_micros(500);
+
+/// How long a blocking caller may read the socket itself before handing the wait back to
+/// the driver (other threads' requests queue meanwhile, so this bounds their extra delay).
+const INLINE_BUDGET: Duration = Duration::from_millis(2);
 
 /// What user threads ask of the driver.
 pub(crate) enum Command {
@@ -53,7 +68,36 @@ pub(crate) enum Command {
 struct Conn {
     id: ConnId,
     stream: TcpStream,
+    /// A second handle on the same socket (a dup of its descriptor), for the blocking reads
+    /// of [`Shared::run_inline`]: mio's stream offers no blocking mode.
+    reader: std::net::TcpStream,
     established: bool,
+    /// Registered for writability too: while connecting, and while output waits for room.
+    /// Otherwise only for readability, so that re-registering after an inline read does not
+    /// wake the driver for a socket that is merely writable.
+    wants_write: bool,
+    /// The read timeout last set on `reader`, when it may be reused.
+    read_timeout: Option<Duration>,
+}
+
+impl Conn {
+    fn interest(&self) -> Interest {
+        if self.wants_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    fn want_write(&mut self, registry: &Registry, on: bool) {
+        if self.wants_write != on {
+            self.wants_write = on;
+            let interest = self.interest();
+            if let Err(e) = registry.reregister(&mut self.stream, CONN, interest) {
+                warn!(error = %e, "reregister failed");
+            }
+        }
+    }
 }
 
 struct Probe {
@@ -64,10 +108,12 @@ struct Probe {
     deadline: Instant,
 }
 
-pub(crate) struct Driver {
+/// Everything the driver works on, behind [`Shared::engine`]: the session core, the sockets
+/// and the routing tables. The driver thread locks it for each turn of its loop (never while
+/// it blocks in `poll`); a blocking caller may lock it to run its own request inline.
+pub(crate) struct Engine {
     core: Session,
-    poll: Poll,
-    shared: Arc<Shared>,
+    registry: Registry,
     conn: Option<Conn>,
     probe: Option<Probe>,
     slots: HashMap<OpId, Arc<Slot>>,
@@ -76,14 +122,22 @@ pub(crate) struct Driver {
     cmds: Vec<Command>,
     readbuf: Vec<u8>,
     wakeups: Wakeups,
+    /// When the driver thread looks again at the latest, if it is blocked in `poll`
+    /// (`None`: only when an event comes).
+    planned_wake: Option<Instant>,
 }
 
-impl Driver {
-    pub(crate) fn new(core: Session, poll: Poll, shared: Arc<Shared>) -> Driver {
-        Driver {
+/// The driver thread's own part: the mio [`Poll`].
+pub(crate) struct Driver {
+    poll: Poll,
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub(crate) fn new(core: Session, registry: Registry) -> Engine {
+        Engine {
             core,
-            poll,
-            shared,
+            registry,
             conn: None,
             probe: None,
             slots: HashMap::new(),
@@ -92,65 +146,258 @@ impl Driver {
             cmds: Vec::new(),
             readbuf: vec![0; 64 * 1024],
             wakeups: Wakeups::default(),
+            planned_wake: None,
         }
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(poll: Poll, shared: Arc<Shared>) -> Driver {
+        Driver { poll, shared }
     }
 
     /// Run until the session is over (expired, auth failed or closed).
     pub(crate) fn run(mut self) {
         let span = tracing::debug_span!("zk_driver");
         let _guard = span.enter();
+        let shared = self.shared.clone();
         let mut events = Events::with_capacity(64);
         loop {
-            let now = Instant::now();
-            self.drain_commands(now);
-            self.core.handle_timeout(now);
-            self.process_outputs(now);
-            if self.core.state().is_terminal() {
-                break;
-            }
-            let mut timeout = self
-                .core
-                .poll_timeout()
-                .map(|(at, _)| at.saturating_duration_since(Instant::now()));
-            if let Some(p) = &self.probe {
-                let left = p.deadline.saturating_duration_since(Instant::now());
-                timeout = Some(timeout.map_or(left, |t| t.min(left)));
-            }
-            // Lazy wake-ups are only safe while the socket is established and requests are
-            // really on their way to the server.
-            let in_flight = match &self.conn {
-                Some(c) if c.established && self.core.state().is_connected() => {
-                    self.core.in_flight()
+            let (mut timeout, in_flight) = {
+                let mut e = shared.lock_engine();
+                let now = Instant::now();
+                e.drain_commands(&shared, now);
+                e.core.handle_timeout(now);
+                e.process_outputs(&shared, now);
+                if e.core.state().is_terminal() {
+                    e.shutdown(&shared);
+                    break;
                 }
-                _ => 0,
+                let now = Instant::now();
+                let mut timeout = e
+                    .core
+                    .poll_timeout()
+                    .map(|(at, _)| at.saturating_duration_since(now));
+                if let Some(p) = &e.probe {
+                    let left = p.deadline.saturating_duration_since(now);
+                    timeout = Some(timeout.map_or(left, |t| t.min(left)));
+                }
+                e.planned_wake = timeout.map(|t| now + t);
+                // Lazy wake-ups are only safe while the socket is established and requests
+                // are really on their way to the server.
+                let in_flight = match &e.conn {
+                    Some(c) if c.established && e.core.state().is_connected() => e.core.in_flight(),
+                    _ => 0,
+                };
+                shared.in_flight.store(in_flight, Ordering::SeqCst);
+                shared.needs_wake.store(true, Ordering::SeqCst);
+                (timeout, in_flight)
             };
-            self.shared.in_flight.store(in_flight, Ordering::SeqCst);
-            self.shared.needs_wake.store(true, Ordering::SeqCst);
-            if self.shared.has_commands() {
+            if shared.has_commands() {
                 timeout = Some(Duration::ZERO);
+            } else if in_flight >= COALESCE_IN_FLIGHT {
+                // A deep pipeline: the server has plenty queued, and replies trickle in one
+                // by one. Let them gather for a moment, so one wake-up serves many of them
+                // rather than each costing two context switches.
+                std::thread::sleep(COALESCE);
             }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     warn!(error = %e, "poll failed");
                 }
             }
-            self.shared.needs_wake.store(false, Ordering::SeqCst);
+            shared.needs_wake.store(false, Ordering::SeqCst);
+            let mut e = shared.lock_engine();
             let now = Instant::now();
             for ev in events.iter() {
                 match ev.token() {
-                    CONN => self.on_conn_event(now, ev.is_readable(), ev.is_writable()),
-                    PROBE => self.on_probe_event(now),
+                    CONN => e.on_conn_event(now, ev.is_readable(), ev.is_writable()),
+                    PROBE => e.on_probe_event(now),
                     _ => {}
                 }
             }
-            self.check_probe_deadline(now);
+            e.check_probe_deadline(now);
         }
-        self.shutdown();
+    }
+}
+
+impl Shared {
+    /// Run a blocking caller's request on the caller's own thread, sparing the two thread
+    /// hand-offs (caller to driver, driver to caller) that otherwise dominate a sequential
+    /// call's overhead.
+    ///
+    /// Only taken when the connection is idle: established, connected, nothing in flight or
+    /// queued, and the driver not busy. The request is submitted and written here; the caller
+    /// then reads the socket itself (blocking, in the socket's own mode; the driver's poll
+    /// does not see it meanwhile) until its reply is in, the core wants to act (a timer,
+    /// bytes to send, a reconnect) or [`INLINE_BUDGET`] passes. Everything read is handled by
+    /// the core exactly as the driver would handle it, watch events included; whatever is
+    /// left is handed back to the driver. Gives the command back, untouched, when the path is
+    /// not open.
+    pub(crate) fn run_inline(&self, cmd: Command) -> Option<Command> {
+        let Command::Submit {
+            request,
+            slot,
+            watch,
+            unrooted,
+        } = cmd
+        else {
+            return Some(cmd);
+        };
+        let mut e = match self.engine.try_lock() {
+            Ok(e) if e.can_run_inline() && !self.has_commands() => e,
+            _ => {
+                return Some(Command::Submit {
+                    request,
+                    slot,
+                    watch,
+                    unrooted,
+                });
+            }
+        };
+        e.inline(self, request, &slot, watch, unrooted);
+        let driver_needed = !slot.is_done()
+            || match (e.core.poll_timeout(), e.planned_wake) {
+                (Some((at, _)), Some(planned)) => at < planned,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+        drop(e);
+        if driver_needed {
+            let _ = self.waker.wake();
+        }
+        None
+    }
+}
+
+impl Engine {
+    fn can_run_inline(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.established && Some(c.id) == self.core.current_conn())
+            && self.core.state().is_connected()
+            && self.core.in_flight() == 0
+            && self.core.queued() == 0
+            && self.core.transmit().is_empty()
+            && self.probe.is_none()
     }
 
-    fn shutdown(&mut self) {
+    /// The body of [`Shared::run_inline`]. The socket leaves the driver's poll first, so that
+    /// the reply cannot wake the driver thread too; it returns before the engine is unlocked.
+    fn inline(
+        &mut self,
+        shared: &Shared,
+        request: Request,
+        slot: &Arc<Slot>,
+        watch: Option<WatchSink>,
+        unrooted: bool,
+    ) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let id = conn.id;
+        if self.registry.deregister(&mut conn.stream).is_err() {
+            self.conn = Some(conn);
+            return;
+        }
+        let now = Instant::now();
+        let deadline = now + INLINE_BUDGET;
+        self.submit(now, request, slot.clone(), watch, unrooted);
+        let mut lost = false;
+        // Write the request (a full send buffer leaves the rest to the driver).
+        loop {
+            let data = self.core.transmit();
+            if data.is_empty() {
+                break;
+            }
+            match conn.stream.write(data) {
+                Ok(0) => lost = true,
+                Ok(n) => {
+                    self.core.advance_transmit(now, n);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    debug!(error = %e, "inline write failed");
+                    lost = true;
+                }
+            }
+            break;
+        }
+        let wait = !lost && !slot.is_done() && self.core.transmit().is_empty();
+        if wait {
+            lost = conn.reader.set_nonblocking(false).is_err();
+        }
+        while wait && !lost && !slot.is_done() {
+            let now = Instant::now();
+            let timer = self.core.poll_timeout().map(|(at, _)| at);
+            if now >= deadline || timer.is_some_and(|at| at <= now) {
+                break;
+            }
+            // Reads wait at most the budget, or less when a timer of the core is due sooner;
+            // the socket's timeout is re-armed only when it changes.
+            let timeout = match timer {
+                Some(at) if at < deadline => at - now,
+                _ => INLINE_BUDGET,
+            };
+            if conn.read_timeout != Some(timeout) {
+                if conn.reader.set_read_timeout(Some(timeout)).is_err() {
+                    break;
+                }
+                conn.read_timeout = Some(timeout);
+            }
+            match (&conn.reader).read(&mut self.readbuf) {
+                Ok(0) => lost = true,
+                Ok(n) => {
+                    self.core
+                        .handle_bytes(Instant::now(), id, &self.readbuf[..n]);
+                    while let Some(event) = self.core.poll_event() {
+                        self.dispatch(shared, event);
+                    }
+                    if self.core.has_pending_actions() || !self.core.transmit().is_empty() {
+                        break;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!(error = %e, "inline read failed");
+                    lost = true;
+                }
+            }
+        }
+        // Give the socket back to the driver's poll (registering reports any readiness
+        // that is already there, so nothing that arrived meanwhile is missed).
+        conn.wants_write = !self.core.transmit().is_empty();
+        let interest = conn.interest();
+        let now = Instant::now();
+        if lost
+            || (wait && conn.reader.set_nonblocking(true).is_err())
+            || self
+                .registry
+                .register(&mut conn.stream, CONN, interest)
+                .is_err()
+        {
+            // The socket is unusable by the driver: the connection is over.
+            self.core.handle_disconnected(now, id);
+        } else {
+            self.conn = Some(conn);
+        }
+        self.core.handle_timeout(now);
+        self.process_outputs(shared, now);
+    }
+
+    fn shutdown(&mut self, shared: &Shared) {
         let err = self.core.state().terminal_error().unwrap_or(Error::Closed);
-        let leftover = self.shared.close_queue(err.clone());
+        let leftover = shared.close_queue(err.clone());
         for cmd in leftover {
             fail_command(cmd, &err);
         }
@@ -167,8 +414,8 @@ impl Driver {
         self.probe = None;
     }
 
-    fn drain_commands(&mut self, now: Instant) {
-        self.shared.take_commands(&mut self.cmds);
+    fn drain_commands(&mut self, shared: &Shared, now: Instant) {
+        shared.take_commands(&mut self.cmds);
         let mut cmds = std::mem::take(&mut self.cmds);
         for cmd in cmds.drain(..) {
             match cmd {
@@ -177,23 +424,7 @@ impl Driver {
                     slot,
                     watch,
                     unrooted,
-                } => {
-                    let submitted = if unrooted {
-                        self.core.submit_unrooted(now, request)
-                    } else {
-                        self.core.submit(now, request)
-                    };
-                    match submitted {
-                        Ok(op) => {
-                            self.slots.insert(op, slot);
-                            if let Some(sink) = watch {
-                                sink.id.store(op, Ordering::Release);
-                                self.sinks.insert(op, sink);
-                            }
-                        }
-                        Err(e) => slot.complete(Err(e)),
-                    }
-                }
+                } => self.submit(now, request, slot, watch, unrooted),
                 Command::AddAuth { scheme, auth, slot } => {
                     match self.core.add_auth(now, &scheme, auth) {
                         Ok(op) => {
@@ -215,8 +446,33 @@ impl Driver {
         self.cmds = cmds;
     }
 
+    fn submit(
+        &mut self,
+        now: Instant,
+        request: Request,
+        slot: Arc<Slot>,
+        watch: Option<WatchSink>,
+        unrooted: bool,
+    ) {
+        let submitted = if unrooted {
+            self.core.submit_unrooted(now, request)
+        } else {
+            self.core.submit(now, request)
+        };
+        match submitted {
+            Ok(op) => {
+                self.slots.insert(op, slot);
+                if let Some(sink) = watch {
+                    sink.id.store(op, Ordering::Release);
+                    self.sinks.insert(op, sink);
+                }
+            }
+            Err(e) => slot.complete(Err(e)),
+        }
+    }
+
     /// Drain the core: actions, bytes to write, events; repeat while actions cause more.
-    fn process_outputs(&mut self, now: Instant) {
+    fn process_outputs(&mut self, shared: &Shared, now: Instant) {
         loop {
             let mut acted = false;
             while let Some(action) = self.core.poll_action() {
@@ -225,7 +481,7 @@ impl Driver {
             }
             self.flush(now);
             while let Some(event) = self.core.poll_event() {
-                self.dispatch(event);
+                self.dispatch(shared, event);
             }
             if !acted {
                 break;
@@ -240,10 +496,10 @@ impl Driver {
                 if let Some(old) = self.conn.take() {
                     self.deregister(old.stream);
                 }
-                match connect(&host) {
-                    Ok(mut stream) => {
+                match connect(&host).and_then(with_reader) {
+                    Ok((mut stream, reader)) => {
                         let interest = Interest::READABLE | Interest::WRITABLE;
-                        if let Err(e) = self.poll.registry().register(&mut stream, CONN, interest) {
+                        if let Err(e) = self.registry.register(&mut stream, CONN, interest) {
                             warn!(error = %e, "register failed");
                             self.core.handle_disconnected(now, conn);
                             return;
@@ -251,7 +507,10 @@ impl Driver {
                         self.conn = Some(Conn {
                             id: conn,
                             stream,
+                            reader,
                             established: false,
+                            wants_write: true,
+                            read_timeout: None,
                         });
                     }
                     Err(e) => {
@@ -274,12 +533,7 @@ impl Driver {
                 match connect(&host) {
                     Ok(mut stream) => {
                         let interest = Interest::READABLE | Interest::WRITABLE;
-                        if self
-                            .poll
-                            .registry()
-                            .register(&mut stream, PROBE, interest)
-                            .is_ok()
-                        {
+                        if self.registry.register(&mut stream, PROBE, interest).is_ok() {
                             self.probe = Some(Probe {
                                 id: probe,
                                 stream,
@@ -298,7 +552,7 @@ impl Driver {
     }
 
     fn deregister(&mut self, mut stream: TcpStream) {
-        let _ = self.poll.registry().deregister(&mut stream);
+        let _ = self.registry.deregister(&mut stream);
     }
 
     /// Write as much of the pending output as the socket takes.
@@ -311,6 +565,7 @@ impl Driver {
         loop {
             let data = self.core.transmit();
             if data.is_empty() {
+                conn.want_write(&self.registry, false);
                 return;
             }
             match conn.stream.write(data) {
@@ -322,7 +577,10 @@ impl Driver {
                     trace!(bytes = n, "wrote");
                     self.core.advance_transmit(now, n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.want_write(&self.registry, true);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     debug!(error = %e, "write failed");
@@ -445,7 +703,7 @@ impl Driver {
         }
     }
 
-    fn dispatch(&mut self, event: Event) {
+    fn dispatch(&mut self, shared: &Shared, event: Event) {
         match event {
             Event::Completed { op, result } => {
                 // Decide from the op's own result whether it left a watch. The registry is no
@@ -481,7 +739,7 @@ impl Driver {
                 }
             }
             Event::State(state) => {
-                self.shared.publish_state(
+                shared.publish_state(
                     state,
                     self.core.session_id(),
                     self.core.password().clone(),
@@ -505,6 +763,14 @@ fn fail_command(cmd: Command, err: &Error) {
         Command::Close(slot) => slot.complete(Ok(zk_proto::Response::Empty)),
         Command::RemoveWatcher(_) => {}
     }
+}
+
+/// Split a stream into the driver's non-blocking handle and a second handle on the same
+/// socket for blocking reads.
+fn with_reader(stream: TcpStream) -> io::Result<(TcpStream, std::net::TcpStream)> {
+    let std_stream = std::net::TcpStream::from(stream);
+    let reader = std_stream.try_clone()?;
+    Ok((TcpStream::from_std(std_stream), reader))
 }
 
 fn connect(host: &HostAddr) -> io::Result<TcpStream> {
