@@ -1474,3 +1474,54 @@ fn party_join_and_members() {
     assert_eq!(alice.wait(Duration::from_secs(5)), (0, String::new()));
     assert_eq!(zkctl(&["party", "members", r]).ok(), "");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The simulator (no server)
+
+#[test]
+fn sim_runs_with_the_given_number_of_clients() {
+    let out = zkctl_raw(&["sim", "lock", "--clients", "5", "--seed", "3"]);
+    let text = out.ok();
+    assert!(
+        text.contains("lock seed 3, 5 clients:"),
+        "no summary naming 5 clients:\n{text}"
+    );
+    assert!(text.contains("verdict: ok"), "{text}");
+    // Five contenders L0..L4 in the timeline, and no sixth.
+    for i in 0..5 {
+        assert!(
+            text.contains(&format!(" L{i}: ")),
+            "L{i} is not in the timeline"
+        );
+    }
+    assert!(!text.contains(" L5: "), "a sixth contender:\n{text}");
+    // The same run again is the same run.
+    assert_eq!(
+        zkctl_raw(&["sim", "lock", "--clients", "5", "--seed", "3"]).ok(),
+        text
+    );
+    // Without --clients: the default (3).
+    let default = zkctl_raw(&["sim", "lock", "--seed", "3"]);
+    assert!(
+        default.ok().contains("lock seed 3, 3 clients:"),
+        "{default:?}"
+    );
+}
+
+#[test]
+fn sim_refuses_a_client_count_out_of_range() {
+    zkctl_raw(&["sim", "lock", "--clients", "0"]).fails(2, "1 to 8 clients");
+    zkctl_raw(&["sim", "lock", "--clients", "9"]).fails(2, "1 to 8 clients");
+    zkctl_raw(&["sim", "semaphore", "--clients", "1"]).fails(2, "2 to 8 clients");
+    zkctl_raw(&["sim", "lock", "--clients", "many"]).fails(2, "invalid number");
+    zkctl_raw(&["sim", "lock", "--clients"]).fails(2, "--clients needs a value");
+    // The list of recipes names each one's default count.
+    let list = zkctl_raw(&["sim"]);
+    assert_eq!(list.code, 2, "{list:?}");
+    assert!(
+        list.stderr
+            .lines()
+            .any(|l| l.trim_start().starts_with("lock ") && l.contains(" 3 clients")),
+        "{list:?}"
+    );
+}

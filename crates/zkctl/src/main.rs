@@ -53,8 +53,11 @@ Recipes (kazoo-compatible nodes; CMD runs while held, with the fencing token in 
   exits 5. A plain lock and a --read lock on one path do not exclude each other (as kazoo).
 
 Simulator (no server needed):
-  sim RECIPE [--seed S] [--faults none|standard|heavy|NAME=P,...]
-        one run of the recipe's workload: the timeline and the invariant verdict
+  sim RECIPE [--clients N] [--seed S] [--faults none|standard|heavy|NAME=P,...]
+             [--max-time D]
+        one run of the recipe's workload with N simulated client processes (default and
+        allowed range per recipe): the timeline and the invariant verdict
+  sim                  lists the recipes with their default client counts
   demo [--seed S]      a tour: lock, election with a leader crash, queue, barrier — in the
                        simulator, or against a real ensemble when --server is given
 

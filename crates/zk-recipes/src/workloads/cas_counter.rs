@@ -1,15 +1,17 @@
 //! A counter kept by compare-and-set (`set_data` with the read version), the simplest
 //! read-modify-write a recipe does. Checked as FAULTS.md says for counters: the final value
-//! lies in [#ok, #ok + #info], and successful increments return distinct values.
+//! lies in [#ok, #ok + #info], and successful increments return distinct values. Every client
+//! process is a worker making the same number of increments (3 by default).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{Checker, Log, Outcome, Workload};
+use super::{Checker, Log, Outcome, Workload, clamped};
 use crate::sim::Sim;
 use crate::{CreateOptions, Error, Session, SessionExt};
 
 const PATH: &str = "/cas-counter";
+/// Workers by default.
 const WORKERS: usize = 3;
 const INCREMENTS: usize = 8;
 
@@ -22,9 +24,9 @@ pub struct CasCounter;
 #[derive(Debug)]
 pub struct BrokenCounter;
 
-fn spawn(sim: &mut Sim, broken: bool) -> Checker {
+fn spawn(sim: &mut Sim, workers: usize, broken: bool) -> Checker {
     let log: Log<(Outcome, Option<i64>)> = Log::default();
-    for i in 0..WORKERS {
+    for i in 0..workers {
         let log = log.clone();
         sim.spawn(&format!("worker{i}"), move |ctx| {
             let mut zk = ctx.connect();
@@ -111,8 +113,11 @@ impl Workload for CasCounter {
     fn about(&self) -> &'static str {
         "read-modify-write with version checks; value within [ok, ok+info], distinct results"
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn(sim, false)
+    fn default_clients(&self) -> usize {
+        WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn(sim, clamped(self, clients), false)
     }
 }
 
@@ -126,7 +131,10 @@ impl Workload for BrokenCounter {
     fn broken(&self) -> bool {
         true
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn(sim, true)
+    fn default_clients(&self) -> usize {
+        WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn(sim, clamped(self, clients), true)
     }
 }

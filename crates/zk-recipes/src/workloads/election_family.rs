@@ -1,29 +1,30 @@
 //! Workloads of the election family: `election`, `party`, `shallow-party`, and a deliberately
 //! broken variant of each (`<name>-broken`).
 //!
-//! **election**: three processes contend again and again (some with a timeout, which must
-//! withdraw their node), and each leader appends `holder@token` entries to two logs: a fenced
-//! one (`multi[check(leader node), create(/elog/…-, sequential)]`) and an unfenced one. Leaders
-//! stall inside their term (the session then expires under them). Checked (FAULTS.md): in the
-//! fenced log each term's run is contiguous and tokens never go back; a contender that timed
-//! out left no node behind; while somebody contends, somebody is elected within a bound (two
-//! session timeouts and a little: a partitioned contender learns of its expiry only when it
-//! reconnects). The unfenced log's violations are counted ([`election_stats`]); they show how
-//! late a stalled leader learns it lost, and are bounded by its writes per term. The broken
-//! variant orders contenders by node name (uuid first) instead of by sequence number, so a
-//! newcomer can take over from a sitting leader.
+//! **election**: client processes (three by default, at least two) contend again and again
+//! (some with a timeout, which must withdraw their node), and each leader appends
+//! `holder@token` entries to two logs: a fenced one (`multi[check(leader node),
+//! create(/elog/…-, sequential)]`) and an unfenced one. Leaders stall inside their term (the
+//! session then expires under them). Checked (FAULTS.md): in the fenced log each term's run is
+//! contiguous and tokens never go back; a contender that timed out left no node behind; while
+//! somebody contends, somebody is elected within a bound (two session timeouts and a little: a
+//! partitioned contender learns of its expiry only when it reconnects). The unfenced log's
+//! violations are counted ([`election_stats`]); they show how late a stalled leader learns it
+//! lost, and are bounded by its writes per term. The broken variant orders contenders by node
+//! name (uuid first) instead of by sequence number, so a newcomer can take over from a sitting
+//! leader.
 //!
-//! **party** / **shallow-party**: four processes join and leave at random, stall (their
-//! sessions expire), and rejoin on a new session when told they left. Checked: a member that
-//! believes it is one finds itself in `members()` read on its own session; once everything
-//! settles, `members()` is exactly the set of processes that believe they are members. The
-//! broken variant keeps membership after session loss (kazoo's behaviour).
+//! **party** / **shallow-party**: client processes (four by default) join and leave at random,
+//! stall (their sessions expire), and rejoin on a new session when told they left. Checked: a
+//! member that believes it is one finds itself in `members()` read on its own session; once
+//! everything settles, `members()` is exactly the set of processes that believe they are
+//! members. The broken variant keeps membership after session loss (kazoo's behaviour).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Checker, Log, Outcome, Workload};
+use super::{Checker, Log, Outcome, Workload, clamped};
 use crate::election::{Election, LeadershipState};
 use crate::fence::{Fence, sequence_of};
 use crate::party::{Party, ShallowParty};
@@ -48,7 +49,11 @@ pub fn all() -> Vec<&'static dyn Workload> {
 const ELECTION: &str = "/election";
 const FENCED_LOG: &str = "/elog";
 const UNFENCED_LOG: &str = "/ulog";
+/// Contenders by default.
 const CONTENDERS: usize = 3;
+/// The fewest contenders: an election of one elects nobody else, and a lone contender cut off
+/// (its session expired) before it created the logs leaves the reader nothing to check.
+const MIN_CONTENDERS: usize = 2;
 const TERMS: usize = 4;
 const WRITES: usize = 3;
 const RUN_LIMIT: Duration = Duration::from_secs(150);
@@ -165,14 +170,14 @@ fn patiently<T>(ctx: &SimCtx, mut f: impl FnMut() -> Result<T, Error>) -> Result
     Err(last)
 }
 
-fn spawn_election(sim: &mut Sim, broken: bool) -> Checker {
+fn spawn_election(sim: &mut Sim, contenders: usize, broken: bool) -> Checker {
     let events: Log<Ev> = Log::default();
     let writes: Log<WriteRec> = Log::default();
     let problems: Log<String> = Log::default();
     let terms: Log<Term> = Log::default();
     let done: Log<usize> = Log::default();
     let readback: Log<Readback> = Log::default();
-    for i in 0..CONTENDERS {
+    for i in 0..contenders {
         let (events, writes, problems, terms, done) = (
             events.clone(),
             writes.clone(),
@@ -193,7 +198,7 @@ fn spawn_election(sim: &mut Sim, broken: bool) -> Checker {
     }
     let (rb, d) = (readback.clone(), done.clone());
     sim.spawn("reader", move |ctx| {
-        while d.snapshot().len() < CONTENDERS && !ctx.stopped() {
+        while d.snapshot().len() < contenders && !ctx.stopped() {
             ctx.sleep(Duration::from_millis(500));
         }
         let read = |path: &str| -> Option<Vec<String>> {
@@ -501,8 +506,14 @@ impl Workload for ElectionWorkload {
     fn about(&self) -> &'static str {
         "leaders write through a fence while stalling; fenced log contiguous, tokens rise, bounded leaderless gaps"
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_election(sim, false)
+    fn default_clients(&self) -> usize {
+        CONTENDERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_CONTENDERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_election(sim, clamped(self, clients), false)
     }
 }
 
@@ -519,8 +530,14 @@ impl Workload for BrokenElection {
     fn broken(&self) -> bool {
         true
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_election(sim, true)
+    fn default_clients(&self) -> usize {
+        CONTENDERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_CONTENDERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_election(sim, clamped(self, clients), true)
     }
 }
 
@@ -528,6 +545,7 @@ impl Workload for BrokenElection {
 // Party and ShallowParty
 
 const PARTY: &str = "/party";
+/// Members by default.
 const MEMBERS: usize = 4;
 const ROUNDS: usize = 6;
 
@@ -622,14 +640,14 @@ fn party_config(seed: u64) -> SimConfig {
     }
 }
 
-fn spawn_party(sim: &mut Sim, flavour: Flavour, broken: bool) -> Checker {
+fn spawn_party(sim: &mut Sim, flavour: Flavour, members: usize, broken: bool) -> Checker {
     let ops: Log<PartyOp> = Log::default();
     let problems: Log<String> = Log::default();
     let finals: Log<(String, bool)> = Log::default();
     let told: Log<String> = Log::default();
     let seen: Log<Vec<String>> = Log::default();
     let reader_done: Log<()> = Log::default();
-    for i in 0..MEMBERS {
+    for i in 0..members {
         let (ops, problems, finals, told, reader_done) = (
             ops.clone(),
             problems.clone(),
@@ -648,7 +666,7 @@ fn spawn_party(sim: &mut Sim, flavour: Flavour, broken: bool) -> Checker {
                 Err(_) => record("join", Outcome::Info),
             }
             // (The list may be shorter by the time it is read: a member may have left.)
-            match party.wait_for_members(MEMBERS, Some(Duration::from_secs(5))) {
+            match party.wait_for_members(members, Some(Duration::from_secs(5))) {
                 Ok(_) => record("wait", Outcome::Ok),
                 Err(_) => record("wait", Outcome::Info),
             }
@@ -719,7 +737,7 @@ fn spawn_party(sim: &mut Sim, flavour: Flavour, broken: bool) -> Checker {
     }
     let (f, s, rd) = (finals.clone(), seen.clone(), reader_done.clone());
     sim.spawn("reader", move |ctx| {
-        while f.snapshot().len() < MEMBERS && !ctx.stopped() {
+        while f.snapshot().len() < members && !ctx.stopped() {
             ctx.sleep(Duration::from_millis(500));
         }
         let list = on_fresh_session(&ctx, |zk| {
@@ -788,8 +806,11 @@ impl Workload for PartyWorkload {
     fn config(&self, seed: u64) -> SimConfig {
         party_config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_party(sim, Flavour::Deep, false)
+    fn default_clients(&self) -> usize {
+        MEMBERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_party(sim, Flavour::Deep, clamped(self, clients), false)
     }
 }
 
@@ -806,8 +827,11 @@ impl Workload for BrokenParty {
     fn config(&self, seed: u64) -> SimConfig {
         party_config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_party(sim, Flavour::Deep, true)
+    fn default_clients(&self) -> usize {
+        MEMBERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_party(sim, Flavour::Deep, clamped(self, clients), true)
     }
 }
 
@@ -821,8 +845,11 @@ impl Workload for ShallowPartyWorkload {
     fn config(&self, seed: u64) -> SimConfig {
         party_config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_party(sim, Flavour::Shallow, false)
+    fn default_clients(&self) -> usize {
+        MEMBERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_party(sim, Flavour::Shallow, clamped(self, clients), false)
     }
 }
 
@@ -839,7 +866,10 @@ impl Workload for BrokenShallowParty {
     fn config(&self, seed: u64) -> SimConfig {
         party_config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_party(sim, Flavour::Shallow, true)
+    fn default_clients(&self) -> usize {
+        MEMBERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_party(sim, Flavour::Shallow, clamped(self, clients), true)
     }
 }

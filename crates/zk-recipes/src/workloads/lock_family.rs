@@ -3,6 +3,11 @@
 //! `read-write-lock-broken`: readers ignore writers; `semaphore-broken`: admits one lease too
 //! many).
 //!
+//! Client processes (`--clients`): `lock` runs that many exclusive contenders (3 by default);
+//! `read-write-lock` alternates writers and readers, a writer first (2 + 2 by default, at least
+//! one of each); `semaphore` runs that many contenders (4 by default, at least 2) for 2 leases
+//! (1 lease for 2 contenders: somebody always waits).
+//!
 //! Processes contend in rounds (blocking acquires with random timeouts, and non-blocking
 //! tries) under the standard faults plus frequent stalls inside the critical section. Inside
 //! it, each holder appends two entries `<tag><proc>-<token>-<write id>_<seq>` to a *fenced*
@@ -25,7 +30,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Checker, Log, Outcome, Workload};
+use super::{Checker, Log, Outcome, Workload, clamped};
 use crate::fence::{Fence, sequence_of};
 use crate::lock::{Lock, LockGuard, ReadLock, Sabotage, Semaphore, WriteLock};
 use crate::session::join;
@@ -33,7 +38,12 @@ use crate::sim::{Faults, RunReport, Sim, SimConfig, SimCtx, SimSession};
 use crate::{CreateMode, CreateOptions, Error, Op, Session, SessionExt, SessionState};
 
 const ROUNDS: usize = 5;
-const MAX_LEASES: u32 = 2;
+
+/// The semaphore's leases for `clients` contenders: 2, or 1 for 2 contenders (so that one
+/// always has to wait, and a semaphore admitting one too many can be caught).
+fn max_leases(clients: usize) -> u32 {
+    if clients <= 2 { 1 } else { 2 }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
@@ -59,13 +69,33 @@ impl Family {
         }
     }
 
-    /// The roles of the processes.
-    fn roles(self) -> &'static [Role] {
+    /// The number of client processes by default.
+    fn default_clients(self) -> usize {
         match self {
-            Family::Lock => &[Role::Exclusive, Role::Exclusive, Role::Exclusive],
-            Family::ReadWrite => &[Role::Writer, Role::Reader, Role::Writer, Role::Reader],
-            Family::Semaphore => &[Role::Lease, Role::Lease, Role::Lease, Role::Lease],
+            Family::Lock => 3,
+            Family::ReadWrite | Family::Semaphore => 4,
         }
+    }
+
+    /// The fewest client processes: a writer and a reader; two contenders for a semaphore
+    /// of one lease.
+    fn min_clients(self) -> usize {
+        match self {
+            Family::Lock => 1,
+            Family::ReadWrite | Family::Semaphore => 2,
+        }
+    }
+
+    /// The roles of `clients` processes.
+    fn roles(self, clients: usize) -> Vec<Role> {
+        (0..clients)
+            .map(|i| match self {
+                Family::Lock => Role::Exclusive,
+                Family::ReadWrite if i % 2 == 0 => Role::Writer,
+                Family::ReadWrite => Role::Reader,
+                Family::Semaphore => Role::Lease,
+            })
+            .collect()
     }
 }
 
@@ -96,7 +126,14 @@ enum AnyLock {
 }
 
 impl AnyLock {
-    fn new(zk: &SimSession, family: Family, role: Role, id: &str, broken: bool) -> AnyLock {
+    fn new(
+        zk: &SimSession,
+        family: Family,
+        role: Role,
+        id: &str,
+        leases: u32,
+        broken: bool,
+    ) -> AnyLock {
         let dir = family.dir();
         match role {
             Role::Exclusive => {
@@ -117,7 +154,7 @@ impl AnyLock {
                 })
             }
             Role::Lease => {
-                let s = Semaphore::new(zk.clone(), dir, id, MAX_LEASES);
+                let s = Semaphore::new(zk.clone(), dir, id, leases);
                 AnyLock::Lease(if broken { s.sabotage() } else { s })
             }
         }
@@ -298,7 +335,15 @@ fn owned_nodes(zk: &SimSession, dirs: &[String]) -> Option<Vec<String>> {
     Some(owned)
 }
 
-fn worker(ctx: &SimCtx, shared: &Shared, family: Family, me: usize, role: Role, broken: bool) {
+fn worker(
+    ctx: &SimCtx,
+    shared: &Shared,
+    family: Family,
+    me: usize,
+    role: Role,
+    leases: u32,
+    broken: bool,
+) {
     let mut zk = ctx.connect();
     for _ in 0..50 {
         if zk.state().is_terminal() {
@@ -318,7 +363,7 @@ fn worker(ctx: &SimCtx, shared: &Shared, family: Family, me: usize, role: Role, 
         if zk.state().is_terminal() {
             zk = ctx.connect();
         }
-        let lock = AnyLock::new(&zk, family, role, &id, broken);
+        let lock = AnyLock::new(&zk, family, role, &id, leases, broken);
         let try_only = ctx.random(5) == 0;
         let op = Operation::Acquire { try_only };
         shared.history.push(Event {
@@ -425,8 +470,9 @@ fn reader(ctx: &SimCtx, shared: &Shared, family: Family, workers: usize) {
     }
 }
 
-/// Count violations of the family's invariant in a log (in log order).
-fn violations(family: Family, entries: &[Entry]) -> (usize, Option<String>) {
+/// Count violations of the family's invariant in a log (in log order); `leases`: the
+/// semaphore's.
+fn violations(family: Family, leases: u32, entries: &[Entry]) -> (usize, Option<String>) {
     let mut count = 0;
     let mut first = None;
     let mut note = |count: &mut usize, what: String| {
@@ -492,10 +538,10 @@ fn violations(family: Family, entries: &[Entry]) -> (usize, Option<String>) {
             }
             for i in 0..entries.len() {
                 let open = runs.iter().filter(|r| r.1 <= i && i <= r.2).count();
-                if open > MAX_LEASES as usize {
+                if open > leases as usize {
                     note(
                         &mut count,
-                        format!("entry {i}: {open} lease runs open (max {MAX_LEASES})"),
+                        format!("entry {i}: {open} lease runs open (max {leases})"),
                     );
                 }
             }
@@ -506,13 +552,14 @@ fn violations(family: Family, entries: &[Entry]) -> (usize, Option<String>) {
 
 type StatsCell = Arc<Mutex<SeedStats>>;
 
-fn spawn(sim: &mut Sim, family: Family, broken: bool) -> (Checker, StatsCell) {
+fn spawn(sim: &mut Sim, family: Family, clients: usize, broken: bool) -> (Checker, StatsCell) {
     let shared = Shared::default();
-    let roles = family.roles();
+    let roles = family.roles(clients);
+    let leases = max_leases(clients);
     for (me, role) in roles.iter().copied().enumerate() {
         let shared = shared.clone();
         sim.spawn(&format!("{}{me}", role.tag()), move |ctx| {
-            worker(&ctx, &shared, family, me, role, broken);
+            worker(&ctx, &shared, family, me, role, leases, broken);
         });
     }
     let workers = roles.len();
@@ -521,7 +568,7 @@ fn spawn(sim: &mut Sim, family: Family, broken: bool) -> (Checker, StatsCell) {
     let stats: StatsCell = Arc::default();
     let out = stats.clone();
     let checker: Checker = Box::new(move |report: &RunReport| {
-        let verdict = check(&shared, family, report, &out);
+        let verdict = check(&shared, family, leases, report, &out);
         out.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .violation
@@ -534,6 +581,7 @@ fn spawn(sim: &mut Sim, family: Family, broken: bool) -> (Checker, StatsCell) {
 fn check(
     shared: &Shared,
     family: Family,
+    leases: u32,
     report: &RunReport,
     stats: &StatsCell,
 ) -> Result<(), String> {
@@ -545,7 +593,7 @@ fn check(
         .filter(|e| matches!(e.op, Operation::Acquire { .. }) && e.outcome == Some(Outcome::Ok))
         .count();
     let unfenced = shared.unfenced.snapshot();
-    st.unfenced_violations = violations(family, &unfenced).0;
+    st.unfenced_violations = violations(family, leases, &unfenced).0;
     let Some(names) = shared.fenced.snapshot().into_iter().next() else {
         return Err("the fenced log could not be read back".into());
     };
@@ -556,7 +604,7 @@ fn check(
     parsed.sort_by_key(|(seq, _)| *seq);
     let fenced: Vec<Entry> = parsed.into_iter().map(|(_, e)| e).collect();
     st.fenced_entries = fenced.len();
-    let (count, first) = violations(family, &fenced);
+    let (count, first) = violations(family, leases, &fenced);
     st.fenced_violations = count;
     drop(st);
     if let Some(p) = shared.problems.snapshot().first() {
@@ -630,15 +678,21 @@ impl Workload for LockWorkload {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn(sim, self.family, self.broken).0
+    fn default_clients(&self) -> usize {
+        self.family.default_clients()
+    }
+    fn min_clients(&self) -> usize {
+        self.family.min_clients()
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn(sim, self.family, clamped(self, clients), self.broken).0
     }
 }
 
 static WORKLOADS: [LockWorkload; 6] = [
     LockWorkload {
         name: "lock",
-        about: "exclusive Lock, 3 contenders, stalls in the critical section; fenced log in order",
+        about: "exclusive Lock contenders, stalls in the critical section; fenced log in order",
         family: Family::Lock,
         broken: false,
     },
@@ -650,7 +704,7 @@ static WORKLOADS: [LockWorkload; 6] = [
     },
     LockWorkload {
         name: "read-write-lock",
-        about: "2 WriteLock + 2 ReadLock contenders; writer runs exclusive and ordered",
+        about: "WriteLock and ReadLock contenders (alternating); writer runs exclusive and ordered",
         family: Family::ReadWrite,
         broken: false,
     },
@@ -662,7 +716,7 @@ static WORKLOADS: [LockWorkload; 6] = [
     },
     LockWorkload {
         name: "semaphore",
-        about: "Semaphore with 2 leases, 4 contenders; at most 2 open runs in the fenced log",
+        about: "Semaphore with 2 leases (1 for 2 clients); at most that many open runs in the fenced log",
         family: Family::Semaphore,
         broken: false,
     },
@@ -684,7 +738,7 @@ pub fn all() -> Vec<&'static dyn Workload> {
 pub fn seed_stats(name: &str, seed: u64) -> Option<SeedStats> {
     let w = WORKLOADS.iter().find(|w| w.name == name)?;
     let mut sim = Sim::new(config(seed));
-    let (check, stats) = spawn(&mut sim, w.family, w.broken);
+    let (check, stats) = spawn(&mut sim, w.family, w.family.default_clients(), w.broken);
     let report = sim.run();
     let verdict = match report.panics.first() {
         Some(p) => Err(format!("task panicked: {p}")),

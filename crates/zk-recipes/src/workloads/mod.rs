@@ -1,6 +1,18 @@
 //! Simulated workloads: each spawns processes that use a recipe under faults, records a
 //! history, and checks it against the recipe's invariants (FAULTS.md, "Checking a recipe's
 //! history"). The `simulate` example runs them over ranges of seeds.
+//!
+//! # Client processes
+//!
+//! Every workload runs a number of simulated *client processes* (each with its own
+//! sessions) that use the recipe: contenders, members, producers and consumers, a
+//! coordinator and its waiters, ... Observer tasks that only read the final state for the
+//! checker (`reader`, `final`, `log-reader`) are not counted. The count is a parameter of
+//! [`Workload::spawn`], within [`Workload::min_clients`]`..=`[`Workload::max_clients`];
+//! [`Workload::default_clients`] is what [`run_seed`] (and so CI's `scripts/simulate-all`)
+//! uses, and a run with the default count is identical, byte for byte, to one of the
+//! workload before the count became a parameter. How a workload with several roles splits
+//! the count is said in its family's module docs; the checkers use the actual count.
 
 mod cas_counter;
 pub mod election_family;
@@ -61,6 +73,10 @@ impl<T: Clone> Log<T> {
 /// The checker a workload leaves behind: it sees the run's report and its own logs.
 pub type Checker = Box<dyn FnOnce(&RunReport) -> Result<(), String>>;
 
+/// The largest number of client processes any workload accepts (a workload may accept
+/// fewer: [`Workload::max_clients`]).
+pub const MAX_CLIENTS: usize = 8;
+
 /// A simulated workload.
 pub trait Workload: Sync {
     /// The name `simulate --recipe` takes.
@@ -79,8 +95,36 @@ pub trait Workload: Sync {
             ..SimConfig::default()
         }
     }
-    /// Spawn the processes; return the checker.
-    fn spawn(&self, sim: &mut Sim) -> Checker;
+    /// How many client processes [`run_seed`] spawns (see the module docs).
+    fn default_clients(&self) -> usize;
+    /// The fewest client processes the workload runs with (and its checker is sound for).
+    fn min_clients(&self) -> usize {
+        1
+    }
+    /// The most client processes the workload runs with.
+    fn max_clients(&self) -> usize {
+        MAX_CLIENTS
+    }
+    /// Spawn `clients` client processes (and any observer tasks); return the checker.
+    ///
+    /// `clients` must lie in `min_clients()..=max_clients()` (see [`check_clients`]); out of
+    /// range, a workload clamps it to that range.
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker;
+}
+
+/// `Ok(clients)` when a workload accepts that many client processes, else a one-line message
+/// naming the allowed range.
+pub fn check_clients(w: &dyn Workload, clients: usize) -> Result<usize, String> {
+    let (min, max) = (w.min_clients(), w.max_clients());
+    if (min..=max).contains(&clients) {
+        Ok(clients)
+    } else {
+        Err(format!(
+            "{} runs with {min} to {max} clients (default {}), not {clients}",
+            w.name(),
+            w.default_clients()
+        ))
+    }
 }
 
 /// Every workload, by name.
@@ -108,17 +152,33 @@ pub struct SeedResult {
     pub verdict: Result<(), String>,
 }
 
-/// Run a workload for one seed.
+/// Run a workload for one seed with its default number of clients.
 pub fn run_seed(w: &dyn Workload, seed: u64, keep_trace: bool) -> SeedResult {
     let mut config = w.config(seed);
     config.keep_trace = keep_trace;
-    run_seed_with(w, config)
+    run(w, config, w.default_clients())
 }
 
-/// Run a workload with an explicit configuration (e.g. other faults).
-pub fn run_seed_with(w: &dyn Workload, config: SimConfig) -> SeedResult {
+/// Run a workload with an explicit configuration (e.g. other faults; start from
+/// [`Workload::config`]) and number of client processes. `Err` (from [`check_clients`]) when
+/// the workload does not accept that many.
+pub fn run_seed_with(
+    w: &dyn Workload,
+    config: SimConfig,
+    clients: usize,
+) -> Result<SeedResult, String> {
+    let clients = check_clients(w, clients)?;
+    Ok(run(w, config, clients))
+}
+
+/// `clients` clamped to the workload's range (for [`Workload::spawn`] implementations).
+fn clamped(w: &dyn Workload, clients: usize) -> usize {
+    clients.clamp(w.min_clients(), w.max_clients().max(w.min_clients()))
+}
+
+fn run(w: &dyn Workload, config: SimConfig, clients: usize) -> SeedResult {
     let mut sim = Sim::new(config);
-    let check = w.spawn(&mut sim);
+    let check = w.spawn(&mut sim, clients);
     let report = sim.run();
     let verdict = if let Some(p) = report.panics.first() {
         Err(format!("task panicked: {p}"))

@@ -1,7 +1,11 @@
 //! Workloads of the partition family: the set partitioner and the leases, each with
 //! deliberately broken variants the checkers must catch.
 //!
-//! **`partitioner`**: three workers partition four items under faults (lost requests and
+//! Client processes (`--clients`): the workers, at least 2 (a share or a lease is handed
+//! between them; a lone worker that stalls through the short run makes no progress).
+//!
+//! **`partitioner`**: client processes (workers; three by default) partition items (four by
+//! default; one more than the workers when there are more) under faults (lost requests and
 //! replies, disconnects, partitions, expiries, stalls inside the critical section). Workers
 //! leave and rejoin (each incarnation with a new identifier), so the membership keeps
 //! changing. While acquired, a worker appends `item_member_token_` entries for each owned item
@@ -12,13 +16,13 @@
 //! acquired, they cover the set; (2) in the fenced log, each item's tokens never go back (so
 //! no holder writes after the next one started).
 //!
-//! **`lease`**: four workers with fixed identities take a [`NonBlockingLease`] (`/lease`) or
-//! a [`MultiNonBlockingLease`] of 2 slots (`/mlease`) for 2 s, renew it while working, and
-//! append `slot_holder_token_` entries through the lease's fence (`/llog`) and without it
-//! (`/lulog`). The clock is a [`VirtualUtc`] shared by all workers. Checked per lease path:
-//! (1) a grant to another identity never happens before the previous grant's end; (2) a
-//! renewal by the same identity before its end is never refused; (3) in the fenced log
-//! tokens never go back.
+//! **`lease`**: client processes (workers; four by default) with fixed identities take a
+//! [`NonBlockingLease`] (`/lease`) or a [`MultiNonBlockingLease`] of 2 slots (`/mlease`) for
+//! 2 s, renew it while working, and append `slot_holder_token_` entries through the lease's
+//! fence (`/llog`) and without it (`/lulog`). The clock is a [`VirtualUtc`] shared by all
+//! workers. Checked per lease path: (1) a grant to another identity never happens before the
+//! previous grant's end; (2) a renewal by the same identity before its end is never refused;
+//! (3) in the fenced log tokens never go back.
 //!
 //! Broken variants: `partitioner-broken` and `lease-broken` check the unfenced logs instead
 //! (a stalled holder that lost its items or lease writes after the next holder: how late
@@ -36,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::{Checker, Log, Outcome, Workload};
+use super::{Checker, Log, Outcome, Workload, clamped};
 use crate::lease::{MultiNonBlockingLease, NonBlockingLease, VirtualUtc};
 use crate::partitioner::{PartitionState, SetPartitioner, default_partition};
 use crate::sim::{Faults, Sim, SimConfig, SimCtx, SimSession};
@@ -66,6 +70,9 @@ fn config(seed: u64) -> SimConfig {
         ..SimConfig::default()
     }
 }
+
+/// The fewest workers of every workload of the family (see the module docs).
+const MIN_WORKERS: usize = 2;
 
 fn seq_options() -> CreateOptions {
     CreateOptions::new(CreateMode::PersistentSequential)
@@ -229,7 +236,14 @@ fn check_log(name: &str, children: Option<&Vec<String>>) -> Result<usize, String
 // ---------------------------------------------------------------------------------------------
 
 const P_PATH: &str = "/part";
-const P_ITEMS: [&str; 4] = ["i0", "i1", "i2", "i3"];
+
+/// The items for `workers` workers: `i0`, `i1`, ..., at least 4 and always one more than the
+/// workers (so that, as with the default 3 workers and 4 items, every member of a full
+/// generation owns something and a leaky partition function is visible).
+fn p_items(workers: usize) -> Vec<String> {
+    (0..(workers + 1).max(4)).map(|k| format!("i{k}")).collect()
+}
+/// Workers by default.
 const P_WORKERS: usize = 3;
 const P_RUN: Duration = Duration::from_secs(15);
 
@@ -262,7 +276,13 @@ fn leaky_partition(identifier: &str, members: &[String], items: &[String]) -> Ve
     all.into_iter().skip(i).step_by(workers.len() + 1).collect()
 }
 
-fn partition_worker(ctx: &SimCtx, i: usize, variant: PVariant, acquired: &Log<Acquired>) {
+fn partition_worker(
+    ctx: &SimCtx,
+    i: usize,
+    items: &[String],
+    variant: PVariant,
+    acquired: &Log<Acquired>,
+) {
     let start = ctx.now();
     let mut db = Db::new(ctx);
     db.ensure("/plog");
@@ -272,7 +292,7 @@ fn partition_worker(ctx: &SimCtx, i: usize, variant: PVariant, acquired: &Log<Ac
         let zk = ctx.connect();
         let ident = format!("w{i}.{incarnation}");
         incarnation += 1;
-        let mut builder = SetPartitioner::builder(P_PATH, P_ITEMS)
+        let mut builder = SetPartitioner::builder(P_PATH, items.iter().cloned())
             .identifier(&ident)
             .time_boundary(Duration::from_millis(300))
             .max_reaction_time(Duration::from_millis(100));
@@ -350,8 +370,12 @@ fn partition_worker(ctx: &SimCtx, i: usize, variant: PVariant, acquired: &Log<Ac
     }
 }
 
-fn check_generations(acquired: &[Acquired], variant: PVariant) -> Result<usize, String> {
-    let all: BTreeSet<String> = P_ITEMS.iter().map(|s| (*s).to_owned()).collect();
+fn check_generations(
+    acquired: &[Acquired],
+    items: &[String],
+    variant: PVariant,
+) -> Result<usize, String> {
+    let all: BTreeSet<String> = items.iter().cloned().collect();
     let mut by_gen: BTreeMap<i64, BTreeMap<&str, &Acquired>> = BTreeMap::new();
     for a in acquired {
         by_gen
@@ -374,8 +398,7 @@ fn check_generations(acquired: &[Acquired], variant: PVariant) -> Result<usize, 
                 ));
             }
             if variant != PVariant::Cover {
-                let items: Vec<String> = P_ITEMS.iter().map(|s| (*s).to_owned()).collect();
-                let want = default_partition(&a.ident, &a.members, &items);
+                let want = default_partition(&a.ident, &a.members, items);
                 if want != a.items {
                     return Err(format!(
                         "generation {generation}: {} acquired {:?}, the partition function gives {want:?}",
@@ -410,12 +433,13 @@ fn check_generations(acquired: &[Acquired], variant: PVariant) -> Result<usize, 
     Ok(stable)
 }
 
-fn spawn_partitioner(sim: &mut Sim, variant: PVariant) -> Checker {
+fn spawn_partitioner(sim: &mut Sim, workers: usize, variant: PVariant) -> Checker {
     let acquired: Log<Acquired> = Log::default();
-    for i in 0..P_WORKERS {
-        let acquired = acquired.clone();
+    let items = p_items(workers);
+    for i in 0..workers {
+        let (acquired, items) = (acquired.clone(), items.clone());
         sim.spawn(&format!("w{i}"), move |ctx| {
-            partition_worker(&ctx, i, variant, &acquired);
+            partition_worker(&ctx, i, &items, variant, &acquired);
         });
     }
     let logs = spawn_reader(sim, P_RUN + Duration::from_secs(30), &["/plog", "/ulog"]);
@@ -425,7 +449,7 @@ fn spawn_partitioner(sim: &mut Sim, variant: PVariant) -> Checker {
         }
         let acquired = acquired.snapshot();
         let logs = logs.snapshot();
-        let stable = check_generations(&acquired, variant)?;
+        let stable = check_generations(&acquired, &items, variant)?;
         let entries = match variant {
             PVariant::Unfenced => check_log("unfenced", log_of(&logs, "/ulog"))?,
             _ => check_log("fenced", log_of(&logs, "/plog"))?,
@@ -462,8 +486,14 @@ impl Workload for Partitioner {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_partitioner(sim, PVariant::Correct)
+    fn default_clients(&self) -> usize {
+        P_WORKERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_partitioner(sim, clamped(self, clients), PVariant::Correct)
     }
 }
 
@@ -480,8 +510,14 @@ impl Workload for PartitionerBroken {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_partitioner(sim, PVariant::Unfenced)
+    fn default_clients(&self) -> usize {
+        P_WORKERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_partitioner(sim, clamped(self, clients), PVariant::Unfenced)
     }
 }
 
@@ -498,8 +534,14 @@ impl Workload for PartitionerCoverBroken {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_partitioner(sim, PVariant::Cover)
+    fn default_clients(&self) -> usize {
+        P_WORKERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_partitioner(sim, clamped(self, clients), PVariant::Cover)
     }
 }
 
@@ -507,6 +549,7 @@ impl Workload for PartitionerCoverBroken {
 // lease
 // ---------------------------------------------------------------------------------------------
 
+/// Workers by default.
 const L_WORKERS: usize = 4;
 const L_RUN: Duration = Duration::from_secs(15);
 const L_DURATION: Duration = Duration::from_secs(2);
@@ -732,10 +775,10 @@ fn check_leases(events: &[LeaseEvent]) -> Result<usize, String> {
     Ok(n)
 }
 
-fn spawn_lease(sim: &mut Sim, variant: LVariant) -> Checker {
+fn spawn_lease(sim: &mut Sim, workers: usize, variant: LVariant) -> Checker {
     let events: Log<LeaseEvent> = Log::default();
     let anchor: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
-    for i in 0..L_WORKERS {
+    for i in 0..workers {
         let events = events.clone();
         let anchor = anchor.clone();
         sim.spawn(&format!("w{i}"), move |ctx| {
@@ -802,8 +845,14 @@ impl Workload for Lease {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_lease(sim, LVariant::Correct)
+    fn default_clients(&self) -> usize {
+        L_WORKERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_lease(sim, clamped(self, clients), LVariant::Correct)
     }
 }
 
@@ -820,8 +869,14 @@ impl Workload for LeaseBroken {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_lease(sim, LVariant::Unfenced)
+    fn default_clients(&self) -> usize {
+        L_WORKERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_lease(sim, clamped(self, clients), LVariant::Unfenced)
     }
 }
 
@@ -838,8 +893,14 @@ impl Workload for LeaseSkewBroken {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn_lease(sim, LVariant::Skew)
+    fn default_clients(&self) -> usize {
+        L_WORKERS
+    }
+    fn min_clients(&self) -> usize {
+        MIN_WORKERS
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn_lease(sim, clamped(self, clients), LVariant::Skew)
     }
 }
 
@@ -863,7 +924,8 @@ mod tests {
 
     #[test]
     fn leaky_partition_leaves_items() {
-        let items: Vec<String> = P_ITEMS.iter().map(|s| (*s).to_owned()).collect();
+        let items = p_items(P_WORKERS);
+        assert_eq!(items, ["i0", "i1", "i2", "i3"]);
         let members = vec!["a".to_owned(), "b".to_owned()];
         let mut all: Vec<String> = leaky_partition("a", &members, &items);
         all.extend(leaky_partition("b", &members, &items));

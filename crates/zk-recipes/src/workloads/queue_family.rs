@@ -27,16 +27,22 @@
 //! - `barrier`: no waiter passes before the coordinator's `remove` was invoked, and every
 //!   waiter passes. Broken variant: `wait` passes on any event of the node (the coordinator
 //!   writes to the barrier before removing it).
-//! - `double-barrier` (3 participants, 2 rounds): nobody passes `enter` before all 3 have
+//! - `double-barrier` (N participants, 2 rounds): nobody passes `enter` before all N have
 //!   invoked it; nobody passes `leave` before every participant that did not lose its session
 //!   has invoked `leave` (a lost session is leaving); in rounds without session loss, nobody
 //!   times out. Broken variant: `enter` passes one participant early.
+//!
+//! Client processes (`--clients N`, default in brackets): `queue` runs `N / 2` producers and
+//! `N - N / 2` consumers (2 + 2; at least one of each); `locking-queue` one producer and
+//! `N - 1` consumers (1 + 3); `counter` `N` workers (3); `barrier` one coordinator and `N - 1`
+//! waiters (1 + 3); `double-barrier` `N` participants, the barrier's `num_clients` (3; at
+//! least 2).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Checker, Log, Outcome, Workload};
+use super::{Checker, Log, Outcome, Workload, clamped};
 use crate::barrier::{Barrier, DoubleBarrier};
 use crate::counter::{Codec, Counter, CuratorInt, KazooFloat, KazooInt, Update};
 use crate::fence::{Fence, sequence_of};
@@ -57,6 +63,27 @@ enum Kind {
     Counter,
     Barrier,
     DoubleBarrier,
+}
+
+impl Kind {
+    /// Client processes by default (see the module docs for the roles).
+    fn default_clients(self) -> usize {
+        match self {
+            Kind::Queue => PRODUCERS + CONSUMERS,
+            Kind::LockingQueue => 1 + LQ_CONSUMERS,
+            Kind::Counter => COUNTER_WORKERS,
+            Kind::Barrier => 1 + WAITERS,
+            Kind::DoubleBarrier => PARTICIPANTS,
+        }
+    }
+
+    /// The fewest client processes: one of each role; two participants for a double barrier.
+    fn min_clients(self) -> usize {
+        match self {
+            Kind::Counter => 1,
+            Kind::Queue | Kind::LockingQueue | Kind::Barrier | Kind::DoubleBarrier => 2,
+        }
+    }
 }
 
 /// One workload of the family.
@@ -119,7 +146,7 @@ static WORKLOADS: [Family; 10] = [
     },
     Family {
         name: "double-barrier",
-        about: "3 participants, 2 rounds; nobody passes enter before all entered, nor leave before all left",
+        about: "participants in 2 rounds; nobody passes enter before all entered, nor leave before all left",
         kind: Kind::DoubleBarrier,
         broken: false,
     },
@@ -144,8 +171,20 @@ impl Workload for Family {
     fn config(&self, seed: u64) -> SimConfig {
         config(seed)
     }
-    fn spawn(&self, sim: &mut Sim) -> Checker {
-        spawn(sim, self.kind, self.broken, Stats::default())
+    fn default_clients(&self) -> usize {
+        self.kind.default_clients()
+    }
+    fn min_clients(&self) -> usize {
+        self.kind.min_clients()
+    }
+    fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
+        spawn(
+            sim,
+            self.kind,
+            clamped(self, clients),
+            self.broken,
+            Stats::default(),
+        )
     }
 }
 
@@ -209,7 +248,13 @@ pub fn seed_stats(name: &str, seed: u64) -> Option<SeedStats> {
     let w = WORKLOADS.iter().find(|w| w.name == name)?;
     let stats = Stats::default();
     let mut sim = Sim::new(config(seed));
-    let check = spawn(&mut sim, w.kind, w.broken, stats.clone());
+    let check = spawn(
+        &mut sim,
+        w.kind,
+        w.kind.default_clients(),
+        w.broken,
+        stats.clone(),
+    );
     let report = sim.run();
     let verdict = match report.panics.first() {
         Some(p) => Err(format!("task panicked: {p}")),
@@ -221,13 +266,17 @@ pub fn seed_stats(name: &str, seed: u64) -> Option<SeedStats> {
     Some(s)
 }
 
-fn spawn(sim: &mut Sim, kind: Kind, broken: bool, stats: Stats) -> Checker {
+fn spawn(sim: &mut Sim, kind: Kind, clients: usize, broken: bool, stats: Stats) -> Checker {
     let check = match kind {
-        Kind::Queue => spawn_queue(sim, broken, stats),
-        Kind::LockingQueue => spawn_locking(sim, broken, stats),
-        Kind::Counter => spawn_counter(sim, broken, stats),
-        Kind::Barrier => spawn_barrier(sim, broken),
-        Kind::DoubleBarrier => spawn_double(sim, broken, stats),
+        Kind::Queue => {
+            let producers = (clients / 2).max(1);
+            let consumers = clients.saturating_sub(producers).max(1);
+            spawn_queue(sim, producers, consumers, broken, stats)
+        }
+        Kind::LockingQueue => spawn_locking(sim, clients.saturating_sub(1).max(1), broken, stats),
+        Kind::Counter => spawn_counter(sim, clients.max(1), broken, stats),
+        Kind::Barrier => spawn_barrier(sim, clients.saturating_sub(1).max(1), broken),
+        Kind::DoubleBarrier => spawn_double(sim, clients.max(1), broken, stats),
     };
     // Safety first; then progress: every process finishes well within the time limit.
     Box::new(move |report: &RunReport| {
@@ -310,8 +359,10 @@ fn read_dir(zk: &SimSession, dir: &str) -> Result<Vec<(String, String)>, Error> 
 // queue
 
 const QUEUE: &str = "/queue";
+/// Producers by default.
 const PRODUCERS: usize = 2;
 const ITEMS_PER_PRODUCER: usize = 8;
+/// Consumers by default.
 const CONSUMERS: usize = 2;
 
 /// An item id: `p<producer>-<n>-<priority>`.
@@ -373,11 +424,17 @@ where
     }
 }
 
-fn spawn_queue(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
+fn spawn_queue(
+    sim: &mut Sim,
+    producers: usize,
+    consumers: usize,
+    broken: bool,
+    stats: Stats,
+) -> Checker {
     let hist: Log<QEv> = Log::default();
     let done: Log<()> = Log::default();
     let remaining: Log<Vec<String>> = Log::default();
-    for p in 0..PRODUCERS {
+    for p in 0..producers {
         let (hist, done) = (hist.clone(), done.clone());
         sim.spawn(&format!("producer{p}"), move |ctx| {
             producer(&ctx, p, &hist, |zk, values, prio| {
@@ -391,7 +448,7 @@ fn spawn_queue(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
             done.push(());
         });
     }
-    for c in 0..CONSUMERS {
+    for c in 0..consumers {
         let (hist, done) = (hist.clone(), done.clone());
         sim.spawn(&format!("consumer{c}"), move |ctx| {
             let mut zk = ctx.connect();
@@ -416,7 +473,7 @@ fn spawn_queue(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
                         ctx.sleep(Duration::from_millis(ctx.random(20)));
                     }
                     Ok(None) => {
-                        if done.snapshot().len() >= PRODUCERS {
+                        if done.snapshot().len() >= producers {
                             empty += 1;
                             if empty >= 2 {
                                 break;
@@ -433,7 +490,7 @@ fn spawn_queue(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
     let rem = remaining.clone();
     let d = done.clone();
     sim.spawn("final", move |ctx| {
-        if !wait_done(&ctx, &d, PRODUCERS + CONSUMERS) {
+        if !wait_done(&ctx, &d, producers + consumers) {
             return;
         }
         let mut zk = ctx.connect();
@@ -555,6 +612,7 @@ const LQ: &str = "/lq";
 const LQ_LOG: &str = "/lq-log";
 const LQ_UNFENCED: &str = "/lq-unfenced";
 const LQ_ITEMS: usize = 10;
+/// Consumers by default.
 const LQ_CONSUMERS: usize = 3;
 
 #[derive(Debug, Clone)]
@@ -576,7 +634,7 @@ enum LEv {
 /// The final state: the entries left, the fenced log, the unfenced log.
 type LqFinal = (Vec<String>, Vec<String>, Vec<String>);
 
-fn spawn_locking(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
+fn spawn_locking(sim: &mut Sim, consumers: usize, broken: bool, stats: Stats) -> Checker {
     let hist: Log<LEv> = Log::default();
     let done: Log<()> = Log::default();
     let produced: Log<()> = Log::default();
@@ -618,7 +676,7 @@ fn spawn_locking(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
             done.push(());
         });
     }
-    for c in 0..LQ_CONSUMERS {
+    for c in 0..consumers {
         let (hist, done, produced) = (hist.clone(), done.clone(), produced.clone());
         sim.spawn(&format!("consumer{c}"), move |ctx| {
             locking_consumer(&ctx, c, broken, &hist, &produced);
@@ -627,7 +685,7 @@ fn spawn_locking(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
     }
     let (f, d) = (fin.clone(), done.clone());
     sim.spawn("final", move |ctx| {
-        if !wait_done(&ctx, &d, 1 + LQ_CONSUMERS) {
+        if !wait_done(&ctx, &d, 1 + consumers) {
             return;
         }
         let mut zk = ctx.connect();
@@ -921,16 +979,17 @@ fn check_locking(events: &[LEv], fin: Option<&LqFinal>, timed_out: bool) -> Resu
 // counter
 
 const COUNTER: &str = "/counter";
+/// Workers by default.
 const COUNTER_WORKERS: usize = 3;
 const INCREMENTS: usize = 6;
 
-fn spawn_counter(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
+fn spawn_counter(sim: &mut Sim, workers: usize, broken: bool, stats: Stats) -> Checker {
     // The encoding comes from the first random draw of the run (seeded).
     let mode: Log<u8> = Log::default();
     let hist: Log<(Outcome, Option<i64>)> = Log::default();
     let done: Log<()> = Log::default();
     let fin: Log<i64> = Log::default();
-    for w in 0..COUNTER_WORKERS {
+    for w in 0..workers {
         let (hist, done, mode) = (hist.clone(), done.clone(), mode.clone());
         sim.spawn(&format!("worker{w}"), move |ctx| {
             let m = mode_of(&ctx, &mode);
@@ -944,7 +1003,7 @@ fn spawn_counter(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
     }
     let (f, d, md) = (fin.clone(), done.clone(), mode.clone());
     sim.spawn("final", move |ctx| {
-        if !wait_done(&ctx, &d, COUNTER_WORKERS) {
+        if !wait_done(&ctx, &d, workers) {
             return;
         }
         let m = mode_of(&ctx, &md);
@@ -1040,6 +1099,7 @@ fn zero<C: Codec>(one: C::Value) -> C::Value {
 // barrier
 
 const BARRIER_ROUNDS: usize = 3;
+/// Waiters by default (beside the coordinator).
 const WAITERS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1053,7 +1113,7 @@ fn barrier_path(round: usize) -> String {
     format!("/barrier-{round}")
 }
 
-fn spawn_barrier(sim: &mut Sim, broken: bool) -> Checker {
+fn spawn_barrier(sim: &mut Sim, waiters: usize, broken: bool) -> Checker {
     let hist: Log<BEv> = Log::default();
     {
         let hist = hist.clone();
@@ -1081,7 +1141,7 @@ fn spawn_barrier(sim: &mut Sim, broken: bool) -> Checker {
             }
         });
     }
-    for w in 0..WAITERS {
+    for w in 0..waiters {
         let hist = hist.clone();
         sim.spawn(&format!("waiter{w}"), move |ctx| {
             let mut zk = ctx.connect();
@@ -1132,11 +1192,11 @@ fn spawn_barrier(sim: &mut Sim, broken: bool) -> Checker {
                 }
             }
         }
-        if !report.timed_out && passed.len() != BARRIER_ROUNDS * WAITERS {
+        if !report.timed_out && passed.len() != BARRIER_ROUNDS * waiters {
             return Err(format!(
                 "only {} of {} barrier passes happened",
                 passed.len(),
-                BARRIER_ROUNDS * WAITERS
+                BARRIER_ROUNDS * waiters
             ));
         }
         Ok(())
@@ -1146,6 +1206,7 @@ fn spawn_barrier(sim: &mut Sim, broken: bool) -> Checker {
 // ---------------------------------------------------------------------------------------
 // double-barrier
 
+/// Participants by default.
 const PARTICIPANTS: usize = 3;
 const DB_ROUNDS: usize = 2;
 
@@ -1164,9 +1225,9 @@ enum DEv {
     },
 }
 
-fn spawn_double(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
+fn spawn_double(sim: &mut Sim, participants: usize, broken: bool, stats: Stats) -> Checker {
     let hist: Log<DEv> = Log::default();
-    for p in 0..PARTICIPANTS {
+    for p in 0..participants {
         let hist = hist.clone();
         sim.spawn(&format!("participant{p}"), move |ctx| {
             let mut zk = ctx.connect();
@@ -1177,7 +1238,7 @@ fn spawn_double(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
                 fresh(&ctx, &mut zk);
                 ctx.sleep(Duration::from_millis(ctx.random(300)));
                 let path = format!("/dbarrier/r{round}");
-                let b = DoubleBarrier::with_identifier(zk.clone(), &path, PARTICIPANTS, "sim");
+                let b = DoubleBarrier::with_identifier(zk.clone(), &path, participants, "sim");
                 let b = if broken { b.broken_off_by_one() } else { b };
                 let lost = |e: &Error, zk: &SimSession, in_enter: bool| DEv::Lost {
                     round,
@@ -1211,7 +1272,7 @@ fn spawn_double(sim: &mut Sim, broken: bool, stats: Stats) -> Checker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .missed_ready = missed.len();
-        check_double(&events, &missed)
+        check_double(&events, participants, &missed)
     })
 }
 
@@ -1238,7 +1299,11 @@ fn missed_ready(events: &[DEv]) -> BTreeSet<(usize, usize)> {
         .collect()
 }
 
-fn check_double(events: &[DEv], missed: &BTreeSet<(usize, usize)>) -> Result<(), String> {
+fn check_double(
+    events: &[DEv],
+    participants: usize,
+    missed: &BTreeSet<(usize, usize)>,
+) -> Result<(), String> {
     for round in 0..DB_ROUNDS {
         let lost: BTreeSet<usize> = events
             .iter()
@@ -1263,7 +1328,7 @@ fn check_double(events: &[DEv], missed: &BTreeSet<(usize, usize)>) -> Result<(),
                 DEv::LeaveInvoked(r, p) if *r == round => {
                     leaving.insert(*p);
                 }
-                DEv::Entered(r, p) if *r == round && entering.len() < PARTICIPANTS => {
+                DEv::Entered(r, p) if *r == round && entering.len() < participants => {
                     return Err(format!(
                         "round {round}: participant{p} passed enter when only {} had entered",
                         entering.len()
@@ -1271,7 +1336,7 @@ fn check_double(events: &[DEv], missed: &BTreeSet<(usize, usize)>) -> Result<(),
                 }
                 DEv::Left(r, p) if *r == round => {
                     if let Some(q) =
-                        (0..PARTICIPANTS).find(|q| !lost.contains(q) && !leaving.contains(q))
+                        (0..participants).find(|q| !lost.contains(q) && !leaving.contains(q))
                     {
                         return Err(format!(
                             "round {round}: participant{p} passed leave before participant{q} left"
