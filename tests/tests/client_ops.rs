@@ -873,6 +873,82 @@ fn ten_thousand_pipelined_requests_from_eight_threads() {
     zk.delete_recursive(&root).unwrap();
 }
 
+/// Blocking calls on an idle connection run on the caller's thread (the driver's inline path);
+/// with several threads, some calls take it and some go through the driver, and they race
+/// for the engine. Every reply must still reach its caller, in order per thread, and every
+/// event read on any thread must reach the watch exactly once.
+#[test]
+fn blocking_calls_from_many_threads_mix_with_pipelined_ones_and_watches() {
+    const THREADS: usize = 6;
+    const ROUNDS: usize = 300;
+    let (zk, root) = setup("ops-inline-mix");
+    let watch = zk.add_watch(&root, true).unwrap();
+    // on an idle connection, sequential blocking calls take the inline path (all of them,
+    // unless the driver thread holds the engine at that moment, e.g. for a ping)
+    let before = zk.inline_calls();
+    for _ in 0..100 {
+        zk.get_data(&root).unwrap();
+    }
+    let inline = zk.inline_calls() - before;
+    assert!((90..=100).contains(&inline), "{inline} of 100 ran inline");
+    let before = zk.inline_calls();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let zk = zk.clone();
+            let node = format!("{root}/t{t}");
+            std::thread::spawn(move || {
+                zk.create(&node, b"", &CreateOptions::persistent()).unwrap();
+                for i in 0..ROUNDS {
+                    let data = format!("t{t}-i{i}");
+                    if t % 2 == 0 || i % 10 != 0 {
+                        // blocking: inline when the connection happens to be idle
+                        let stat = zk.set_data(&node, data.as_bytes(), Some(i as i32)).unwrap();
+                        assert_eq!(stat.version, i as i32 + 1, "thread {t} round {i}");
+                        let (got, _) = zk.get_data(&node).unwrap();
+                        assert_eq!(&got[..], data.as_bytes(), "thread {t} round {i}");
+                    } else {
+                        // a small pipelined burst from an odd thread now and then
+                        let set = zk.set_data_async(&node, data.clone(), Some(i as i32));
+                        let gets: Vec<_> = (0..5).map(|_| zk.get_data_async(&node)).collect();
+                        assert_eq!(set.wait().unwrap().version, i as i32 + 1);
+                        for g in gets {
+                            assert_eq!(&g.wait().unwrap().0[..], data.as_bytes());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // how many raced into the inline path depends on timing; the point is that whichever
+    // path each call took, the results below hold
+    eprintln!(
+        "{} of the blocking calls ran inline",
+        zk.inline_calls() - before
+    );
+    // one NodeCreated and ROUNDS NodeDataChanged per node, each in order
+    let mut seen = std::collections::HashMap::<String, Vec<EventType>>::new();
+    for _ in 0..THREADS * (ROUNDS + 1) {
+        let ev = watch.next_timeout(Duration::from_secs(10)).unwrap();
+        seen.entry(ev.path.clone()).or_default().push(ev.event_type);
+    }
+    assert_eq!(
+        watch.next_timeout(Duration::from_millis(200)),
+        Err(Error::Timeout),
+        "no event twice"
+    );
+    for t in 0..THREADS {
+        let events = &seen[&format!("{root}/t{t}")];
+        assert_eq!(events.len(), ROUNDS + 1, "thread {t}");
+        assert_eq!(events[0], EventType::NodeCreated);
+        assert!(events[1..].iter().all(|e| *e == EventType::NodeDataChanged));
+    }
+    drop(watch);
+    zk.delete_recursive(&root).unwrap();
+}
+
 // ------------------------------------------------------------------ chroot
 
 #[test]

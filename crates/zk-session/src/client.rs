@@ -1,7 +1,7 @@
 //! The thread-safe client handle.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Requests the driver has in flight, published before it blocks: while enough are in
     /// flight, a reply is sure to wake the driver soon, so submitters skip the wake-up.
     pub(crate) in_flight: AtomicUsize,
+    /// Requests run on their caller's thread ([`Shared::run_inline`]).
+    pub(crate) inline_runs: AtomicU64,
     pub(crate) waker: mio::Waker,
     info: Mutex<Info>,
     info_changed: Condvar,
@@ -257,6 +259,7 @@ impl ClientBuilder {
             engine: Mutex::new(Engine::new(core, registry)),
             needs_wake: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            inline_runs: AtomicU64::new(0),
             waker,
             info: Mutex::new(Info {
                 state: SessionState::Connecting,
@@ -563,6 +566,13 @@ impl Client {
     /// A builder for custom options.
     pub fn builder(connect_string: &str) -> Result<ClientBuilder, Error> {
         ClientBuilder::new(connect_string)
+    }
+
+    /// How many blocking calls so far ran on their caller's own thread rather than through
+    /// the driver thread (the inline path, taken when the connection is idle). For tests and
+    /// diagnostics.
+    pub fn inline_calls(&self) -> u64 {
+        self.shared().inline_runs.load(Ordering::Relaxed)
     }
 
     fn shared(&self) -> &Arc<Shared> {

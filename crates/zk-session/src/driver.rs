@@ -262,6 +262,7 @@ impl Shared {
                 });
             }
         };
+        self.inline_runs.fetch_add(1, Ordering::Relaxed);
         e.inline(self, request, &slot, watch, unrooted);
         let driver_needed = !slot.is_done()
             || match (e.core.poll_timeout(), e.planned_wake) {
