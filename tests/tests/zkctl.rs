@@ -1525,3 +1525,26 @@ fn sim_refuses_a_client_count_out_of_range() {
         "{list:?}"
     );
 }
+
+/// A reader that goes away early (`zkctl sim lock | head -2`) is not a failure: no panic
+/// about a broken pipe, and the exit code is still the verdict's.
+#[test]
+fn output_to_a_closed_pipe_is_not_an_error() {
+    for args in [
+        &["sim", "lock", "--seed", "1"][..],
+        &["sim", "queue", "--seed", "2"][..],
+    ] {
+        let mut child = zkctl_command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // closed before the simulation has printed anything (it runs first, for milliseconds)
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: stderr {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: stderr {stderr}");
+    }
+}

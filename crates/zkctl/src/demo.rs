@@ -37,7 +37,7 @@ impl Narrator {
             return;
         };
         for (t, text) in lines {
-            println!("  {:>8.3}s  {text}", (t - t0).as_secs_f64());
+            say!("  {:>8.3}s  {text}", (t - t0).as_secs_f64());
         }
     }
 }
@@ -255,14 +255,14 @@ fn play<T: Stage + 'static>(make: &dyn Fn() -> T, clean: &dyn Fn()) -> Result<()
         ),
     ];
     for (title, scene) in scenes {
-        println!("== {title}");
+        say!("== {title}");
         clean();
         let say = Narrator::default();
         let mut stage = make();
         scene(&mut stage, &say);
         Box::new(stage).run()?;
         say.print();
-        println!();
+        say!();
     }
     clean();
     Ok(())
@@ -274,9 +274,7 @@ pub fn demo(a: &Args, server: Option<(&str, Duration)>) -> Result<u8, Failure> {
     match server {
         None => {
             let seed: u64 = a.int("seed")?.unwrap_or(7);
-            println!(
-                "zkctl demo: a tour in the deterministic simulator (seed {seed}; virtual time)\n"
-            );
+            say!("zkctl demo: a tour in the deterministic simulator (seed {seed}; virtual time)\n");
             play::<SimStage>(
                 &|| {
                     SimStage(Sim::new(SimConfig {
@@ -286,10 +284,10 @@ pub fn demo(a: &Args, server: Option<(&str, Duration)>) -> Result<u8, Failure> {
                 },
                 &|| {},
             )?;
-            println!("(the same code runs against a real ensemble: zkctl --server HOSTS demo)");
+            say!("(the same code runs against a real ensemble: zkctl --server HOSTS demo)");
         }
         Some((server, timeout)) => {
-            println!("zkctl demo: a tour against {server}\n");
+            say!("zkctl demo: a tour against {server}\n");
             let cleaner = Client::builder(server)
                 .and_then(|b| b.session_timeout(timeout).connect())
                 .map_err(|e| Failure {

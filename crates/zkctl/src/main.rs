@@ -2,6 +2,15 @@
 //! other recipes, and the deterministic simulator. See `zkctl --help`.
 #![forbid(unsafe_code)]
 
+/// `println!` that never panics: output to a reader that went away (`zkctl sim lock | head`)
+/// is dropped, not an error, so the command still ends with its own exit code.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod data;
 mod demo;
@@ -127,7 +136,7 @@ fn connect(g: &Global) -> Result<Client, Failure> {
 
 fn run(mut words: Vec<String>) -> Result<u8, Failure> {
     if words.is_empty() || matches!(words[0].as_str(), "-h" | "--help" | "help") {
-        print!("{HELP}");
+        say!("{}", HELP.trim_end_matches('\n'));
         return Ok(exit::OK);
     }
     let g = parse_global(&mut words)?;

@@ -53,7 +53,7 @@ fn hold_guard(
     stop: &Arc<AtomicBool>,
 ) -> Result<u8, Failure> {
     if a.command.is_empty() {
-        println!("{}", guard.node());
+        say!("{}", guard.node());
     }
     let env = guard_env(path, &guard);
     let ended = hold::hold(zk, Some(guard.node()), &a.command, &env, stop, || true)?;
@@ -152,7 +152,7 @@ pub fn elect(zk: &Client, a: &Args, stop: &Arc<AtomicBool>) -> Result<u8, Failur
             return Err(interrupted(&what));
         }
         if a.command.is_empty() {
-            println!("leader of {path} (token {})", leadership.token());
+            say!("leader of {path} (token {})", leadership.token());
         }
         let env = vec![
             ("ZK_ELECTION_PATH", path.to_owned()),
@@ -199,7 +199,7 @@ fn listen(zk: &Client, path: &str, stop: &Arc<AtomicBool>) -> Result<u8, Failure
         }
         let leader = election.contenders().at(&what)?.into_iter().next();
         if last.as_ref() != Some(&leader) {
-            println!("{}", leader.as_deref().unwrap_or("(no leader)"));
+            say!("{}", leader.as_deref().unwrap_or("(no leader)"));
             last = Some(leader);
         }
     }
@@ -227,7 +227,7 @@ pub fn lease(zk: &Client, a: &Args, stop: &Arc<AtomicBool>) -> Result<u8, Failur
         });
     }
     if a.command.is_empty() {
-        println!("lease {path} obtained for {duration:?}");
+        say!("lease {path} obtained for {duration:?}");
         return Ok(exit::OK);
     }
     let env = vec![
@@ -263,7 +263,7 @@ pub fn queue(zk: &Client, a: &Args, stop: &Arc<AtomicBool>) -> Result<u8, Failur
                 Queue::new(zk.clone(), path).put(data.as_bytes(), priority)
             }
             .at(&what)?;
-            println!("{name}");
+            say!("{name}");
             Ok(exit::OK)
         }
         "get" => {
@@ -378,7 +378,7 @@ pub fn counter(zk: &Client, a: &Args) -> Result<u8, Failure> {
             )));
         }
     };
-    println!("{value}");
+    say!("{value}");
     Ok(exit::OK)
 }
 
@@ -472,14 +472,14 @@ pub fn party(zk: &Client, a: &Args, stop: &Arc<AtomicBool>) -> Result<u8, Failur
             let mut m = p.members().at(&what)?;
             m.sort();
             for x in m {
-                println!("{x}");
+                say!("{x}");
             }
             Ok(exit::OK)
         }
         "join" => {
             p.join().at(&what)?;
             if a.command.is_empty() {
-                println!("joined {path}");
+                say!("joined {path}");
             }
             let env = vec![("ZK_PARTY_PATH", path.to_owned())];
             let node = p.node().to_owned();

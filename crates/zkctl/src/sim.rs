@@ -100,10 +100,10 @@ pub fn sim(a: &Args) -> Result<u8, Failure> {
     let r = workloads::run_seed_with(w, config, clients)
         .map_err(|e| Failure::usage(format!("--clients: {e}")))?;
     for line in &r.report.trace {
-        println!("{:>12.3}ms  {}", line.at.as_secs_f64() * 1000.0, line.text);
+        say!("{:>12.3}ms  {}", line.at.as_secs_f64() * 1000.0, line.text);
     }
     let elapsed = r.report.elapsed.max(Duration::ZERO);
-    println!(
+    say!(
         "\n{name} seed {seed}, {clients} client{}: {} faults injected, {:.3}s virtual, trace hash {:016x}",
         if clients == 1 { "" } else { "s" },
         r.report.faults_injected,
@@ -112,11 +112,11 @@ pub fn sim(a: &Args) -> Result<u8, Failure> {
     );
     match r.verdict {
         Ok(()) => {
-            println!("verdict: ok — every invariant held");
+            say!("verdict: ok — every invariant held");
             Ok(exit::OK)
         }
         Err(e) => {
-            println!("verdict: VIOLATION — {e}");
+            say!("verdict: VIOLATION — {e}");
             Ok(exit::FAILED)
         }
     }
