@@ -750,6 +750,11 @@ impl Engine {
                     self.core.remove_watcher(Instant::now(), watcher);
                 }
             }
+            Event::WatchLost { watcher } => {
+                if let Some(sink) = self.sinks.remove(&watcher) {
+                    let _ = sink.tx.send(Err(Error::WatchLost));
+                }
+            }
             Event::State(state) => {
                 shared.publish_state(
                     state,

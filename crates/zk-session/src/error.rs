@@ -113,6 +113,11 @@ pub enum Error {
     /// The client was closed.
     #[error("client closed")]
     Closed,
+    /// A watch was dropped without firing: the client moved to a new session (after
+    /// read-only mode), which has none of the old session's watches. Read again and set a new
+    /// watch.
+    #[error("watch lost with its session (a new session replaced it)")]
+    WatchLost,
     /// The server sent bytes that do not decode; the connection was dropped.
     #[error("protocol error: {0}")]
     Protocol(String),

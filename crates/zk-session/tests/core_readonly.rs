@@ -145,13 +145,21 @@ fn session_id_zero_on_every_reconnect_until_a_read_write_server() {
     establish_ro(&mut h, c1, 0x55);
     h.events();
     // A data watch set on the read-only session.
-    h.roundtrip_ok(get_data("/d", true), 3);
+    let (watch_op, _) = h.roundtrip_ok(get_data("/d", true), 3);
     h.server_close(c1);
     let (c2, _) = h.expect_connect();
+    h.events();
     let req = establish_ro(&mut h, c2, 0x56);
     assert_eq!(req.session_id, 0, "still no read-write server seen");
     assert_eq!(&req.passwd[..], &[0u8; 16]);
     assert_eq!(h.session.session_id(), 0x56);
+    // Its owner learns that the watch is gone.
+    let events = h.events();
+    assert!(
+        events.contains(&Event::WatchLost { watcher: watch_op }),
+        "{events:?}"
+    );
+    assert!(h.session.watches().is_empty());
     // A new session: the old session's watches cannot be re-registered.
     assert!(
         h.take_requests().is_empty(),

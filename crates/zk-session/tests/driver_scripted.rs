@@ -113,3 +113,86 @@ fn a_notification_in_the_same_read_as_its_watch_reply_is_delivered() {
     zk.close().unwrap();
     server.join().unwrap();
 }
+
+/// A watch set on a read-only server's session cannot survive the move to a read-write
+/// server, which gives the client a new session: its handle is told (WatchLost) instead of
+/// waiting forever.
+#[test]
+fn a_watch_lost_with_a_replaced_session_is_reported_to_its_handle() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        for (session_id, read_only) in [(0x55, true), (0x56, false)] {
+            let (stream, _) = listener.accept().unwrap();
+            let mut peer = Peer {
+                stream,
+                buf: BytesMut::new(),
+                decoder: FrameDecoder::default(),
+            };
+            let req = ConnectRequest::decode(&peer.frame().unwrap()).unwrap();
+            assert_eq!(req.session_id, 0, "no read-write server seen yet");
+            let mut out = BytesMut::new();
+            write_record_frame(
+                &mut out,
+                &ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 10_000,
+                    session_id,
+                    passwd: Bytes::from(vec![7; 16]),
+                    read_only: Some(read_only),
+                },
+            );
+            peer.stream.write_all(&out).unwrap();
+            if !read_only {
+                // the new session: nothing to re-register; keep the connection until closed
+                while let Some(f) = peer.frame() {
+                    let (h, req) = Request::decode_frame(&f).unwrap();
+                    assert_ne!(req.opcode(), OpCode::SetWatches2, "no old watches sent");
+                    let mut out = BytesMut::new();
+                    let header = ReplyHeader {
+                        xid: h.xid,
+                        zxid: 9,
+                        err: ErrorCode::Ok,
+                    };
+                    Response::encode_frame(&header, None, &mut out);
+                    peer.stream.write_all(&out).unwrap();
+                    if req.opcode() == OpCode::CloseSession {
+                        return;
+                    }
+                }
+                return;
+            }
+            // the read-only session: answer one getData with a watch, then drop the connection
+            let f = peer.frame().unwrap();
+            let (h, req) = Request::decode_frame(&f).unwrap();
+            assert!(matches!(req, Request::GetData(ref g) if g.watch));
+            let mut out = BytesMut::new();
+            let header = ReplyHeader {
+                xid: h.xid,
+                zxid: 5,
+                err: ErrorCode::Ok,
+            };
+            let body = Response::GetData(GetDataResponse {
+                data: Bytes::from_static(b"ro"),
+                stat: Stat::default(),
+            });
+            Response::encode_frame(&header, Some(&body), &mut out);
+            peer.stream.write_all(&out).unwrap();
+        }
+    });
+    let zk = Client::builder(&addr)
+        .unwrap()
+        .can_be_read_only(true)
+        .connect()
+        .unwrap();
+    let (data, _, watch) = zk.get_data_watch("/w").unwrap();
+    assert_eq!(&data[..], b"ro");
+    // the read-only server goes away; the client reconnects and gets a new session
+    assert_eq!(
+        watch.wait_timeout(Duration::from_secs(10)),
+        Err(zk_session::Error::WatchLost)
+    );
+    assert_eq!(zk.session_id(), 0x56);
+    zk.close().unwrap();
+    server.join().unwrap();
+}

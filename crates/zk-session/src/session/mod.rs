@@ -193,6 +193,12 @@ pub enum Event {
     },
     /// The session state changed.
     State(SessionState),
+    /// Watcher `watcher` is gone without firing: the client moved to a new session (after
+    /// read-only mode), and the server knows nothing of the old session's watches.
+    WatchLost {
+        /// The watcher (the id of the operation that set it).
+        watcher: WatcherId,
+    },
 }
 
 /// Why [`Session::poll_timeout`] wants to be called back.
@@ -1105,8 +1111,11 @@ impl Session {
         let negotiated = Duration::from_millis(u64::try_from(resp.timeout).unwrap_or(0));
         let read_only = resp.read_only == Some(true);
         if self.session_id != 0 && resp.session_id != self.session_id {
-            // A new session (only after read-only mode): the old watches are meaningless.
-            self.watches.drain();
+            // A new session (only after read-only mode): the old watches are meaningless, and
+            // their owners are told so rather than left waiting for an event that cannot come.
+            for watcher in self.watches.drain() {
+                self.events.push_back(Event::WatchLost { watcher });
+            }
         }
         self.session_id = resp.session_id;
         self.passwd = resp.passwd;
