@@ -16,6 +16,15 @@
 
 use std::process::ExitCode;
 
+/// `println!` that drops output to a reader that went away (`--trace N | head`) instead of
+/// panicking; the exit code stays the verdict's.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 use zk_recipes::workloads;
 
 fn usage() -> ExitCode {
@@ -38,7 +47,7 @@ fn main() -> ExitCode {
             "--list" => {
                 // The name comes first on each line (scripts/simulate-all reads it).
                 for w in workloads::all() {
-                    println!(
+                    say!(
                         "{:<24} clients {} ({}..={})  {}",
                         w.name(),
                         w.default_clients(),
@@ -113,9 +122,9 @@ fn main() -> ExitCode {
     if let Some(seed) = trace {
         let r = run(seed, true);
         for line in &r.report.trace {
-            println!("{:>12.3}ms  {}", line.at.as_secs_f64() * 1000.0, line.text);
+            say!("{:>12.3}ms  {}", line.at.as_secs_f64() * 1000.0, line.text);
         }
-        println!(
+        say!(
             "seed {seed}, {clients} client{clients_s}: {} faults, trace hash {:016x}, verdict: {}",
             r.report.faults_injected,
             r.report.trace_hash,
@@ -140,21 +149,22 @@ fn main() -> ExitCode {
             let again = run(seed, false);
             if again.report.trace_hash != r.report.trace_hash {
                 nondeterministic += 1;
-                println!(
+                say!(
                     "seed {seed}: NONDETERMINISTIC: trace hashes {:016x} != {:016x}",
-                    r.report.trace_hash, again.report.trace_hash
+                    r.report.trace_hash,
+                    again.report.trace_hash
                 );
             }
         }
         if let Err(e) = &r.verdict {
             violations += 1;
-            println!("seed {seed}: VIOLATION: {e}");
-            println!(
+            say!("seed {seed}: VIOLATION: {e}");
+            say!(
                 "  replay: cargo run --release -p zk-recipes --example simulate -- --recipe {name} --trace {seed}{clients_arg}"
             );
         }
     }
-    println!(
+    say!(
         "{name} ({clients} client{clients_s}): {runs} seeds run, {faults} faults injected, {violations} violations found{}",
         if determinism {
             format!(", {nondeterministic} nondeterministic")
