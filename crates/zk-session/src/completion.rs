@@ -252,3 +252,20 @@ impl<T> Future for Completion<T> {
         Poll::Ready(self.finish(r))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Completion;
+    use crate::client::Client;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    /// The handles cross threads and executors: the client is `Send + Sync`, a completion
+    /// (which may carry a held-back request) is `Send`.
+    #[test]
+    fn handles_are_send() {
+        send_sync::<Client>();
+        send::<Completion<Vec<u8>>>();
+    }
+}
