@@ -1110,13 +1110,14 @@ impl Session {
         }
         let negotiated = Duration::from_millis(u64::try_from(resp.timeout).unwrap_or(0));
         let read_only = resp.read_only == Some(true);
-        if self.session_id != 0 && resp.session_id != self.session_id {
-            // A new session (only after read-only mode): the old watches are meaningless, and
-            // their owners are told so rather than left waiting for an event that cannot come.
-            for watcher in self.watches.drain() {
-                self.events.push_back(Event::WatchLost { watcher });
-            }
-        }
+        // A new session (only after read-only mode): the old watches are meaningless, and
+        // their owners are told so (after the state change, which names the new session)
+        // rather than left waiting for an event that cannot come.
+        let lost = if self.session_id != 0 && resp.session_id != self.session_id {
+            self.watches.drain()
+        } else {
+            Vec::new()
+        };
         self.session_id = resp.session_id;
         self.passwd = resp.passwd;
         self.negotiated = Some(negotiated);
@@ -1153,6 +1154,9 @@ impl Session {
         } else {
             SessionState::Connected
         });
+        for watcher in lost {
+            self.events.push_back(Event::WatchLost { watcher });
+        }
         if read_only && self.hosts.len() > 1 {
             self.ro_probe = Some(RoProbe {
                 at: now + Duration::from_millis(100),
