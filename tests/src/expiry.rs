@@ -48,6 +48,11 @@ impl Proxy {
         });
         Proxy { addr, hold }
     }
+
+    /// Hold back new connections (`true`) or let them through.
+    pub fn hold(&self, yes: bool) {
+        self.hold.store(yes, Ordering::SeqCst);
+    }
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream) {
@@ -82,7 +87,7 @@ pub fn connect_expirable() -> (Client, Proxy) {
 /// Expire `zk`'s session for real (F7): take it over on a second connection and close that,
 /// while the proxy holds `zk`'s reconnect back; then let `zk` learn it.
 pub fn expire(zk: &Client, proxy: &Proxy) {
-    proxy.hold.store(true, Ordering::SeqCst);
+    proxy.hold(true);
     let other = Client::builder(&shared_server().addr)
         .unwrap()
         .session_timeout(Duration::from_secs(10))
@@ -91,7 +96,7 @@ pub fn expire(zk: &Client, proxy: &Proxy) {
         .unwrap();
     assert_eq!(other.session_id(), zk.session_id());
     other.close().unwrap();
-    proxy.hold.store(false, Ordering::SeqCst);
+    proxy.hold(false);
     let states = zk.state_watch();
     let deadline = Instant::now() + Duration::from_secs(10);
     while zk.state() != SessionState::Expired && Instant::now() < deadline {

@@ -18,6 +18,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod expiry;
+pub mod kazoo;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use zk_integration_tests::expiry::Proxy;
 use zk_integration_tests::{DedicatedServer, shared_server, unique_path};
 use zk_session::{Client, CreateOptions, Error, EventType, SessionState, StateWatch};
 
@@ -19,66 +18,6 @@ fn connect(addr: &str, session_timeout: Duration) -> Client {
         .session_timeout(session_timeout)
         .connect()
         .unwrap()
-}
-
-/// A loopback TCP proxy to one server that can hold new connections (accepted, but nothing
-/// forwarded) until released. Connections already forwarded are not affected.
-struct Proxy {
-    addr: String,
-    hold: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn start(target: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let hold = Arc::new(AtomicBool::new(false));
-        let target = target.to_owned();
-        let held = hold.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let target = target.clone();
-                let held = held.clone();
-                std::thread::spawn(move || {
-                    while held.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    let Ok(server) = TcpStream::connect(&target) else {
-                        return;
-                    };
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                    pipe(server, client);
-                });
-            }
-        });
-        Proxy { addr, hold }
-    }
-
-    fn hold(&self, yes: bool) {
-        self.hold.store(yes, Ordering::SeqCst);
-    }
-}
-
-/// Copy `from` to `to` on a thread; on EOF or error shut both down.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = from.shutdown(Shutdown::Both);
-        let _ = to.shutdown(Shutdown::Both);
-    });
 }
 
 /// States seen until `want` (included), or panic after `timeout`.

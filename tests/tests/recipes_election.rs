@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use zk_integration_tests::expiry::{Proxy, expire};
+use zk_integration_tests::kazoo::Kazoo;
 use zk_integration_tests::{shared_server, unique_path};
 use zk_recipes::election::{Election, LeadershipState};
 use zk_recipes::party::{Party, ShallowParty};
@@ -247,78 +246,6 @@ fn cancel_and_timeout_withdraw_a_waiting_contender() {
     zk.delete_recursive(&root).unwrap();
 }
 
-/// A loopback TCP proxy that can hold new connections (accepted, nothing forwarded) until
-/// released, so a client whose session is being expired cannot win it back first.
-struct Proxy {
-    addr: String,
-    hold: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn start(target: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let hold = Arc::new(AtomicBool::new(false));
-        let target = target.to_owned();
-        let held = hold.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let target = target.clone();
-                let held = held.clone();
-                std::thread::spawn(move || {
-                    while held.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    let Ok(server) = TcpStream::connect(&target) else {
-                        return;
-                    };
-                    pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                    pipe(server, client);
-                });
-            }
-        });
-        Proxy { addr, hold }
-    }
-
-    fn hold(&self, yes: bool) {
-        self.hold.store(yes, Ordering::SeqCst);
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = from.shutdown(Shutdown::Both);
-        let _ = to.shutdown(Shutdown::Both);
-    });
-}
-
-/// Expire `victim`'s session for real (FAULTS.md F7): attach a second client to it and close
-/// that, while the proxy keeps the victim from reconnecting first.
-fn expire(proxy: &Proxy, victim: &Client) {
-    proxy.hold(true);
-    let b = Client::builder(&shared_server().addr)
-        .unwrap()
-        .session_timeout(Duration::from_secs(4))
-        .resume(victim.session_id(), victim.session_password())
-        .connect()
-        .unwrap();
-    assert_eq!(b.session_id(), victim.session_id());
-    b.close().unwrap();
-    proxy.hold(false);
-}
-
 #[test]
 fn a_leader_is_told_it_lost_after_real_session_expiry_and_its_fence_holds() {
     let (zk, root) = root("recipes-election-expiry");
@@ -378,7 +305,7 @@ fn a_leader_is_told_it_lost_after_real_session_expiry_and_its_fence_holds() {
             next.contenders().unwrap() == vec!["a", "next"]
         });
         let t = Instant::now();
-        expire(&proxy, &a);
+        expire(&a, &proxy);
         expired_tx.send(()).unwrap();
         // The next contender takes over as soon as the server deleted the leader's node.
         let token = waiting.join().unwrap().unwrap().unwrap();
@@ -477,7 +404,7 @@ fn a_member_is_told_it_left_after_real_session_expiry() {
         member.wait_left(Some(Instant::now() + Duration::from_millis(100))),
         Ok(false)
     );
-    expire(&proxy, &a);
+    expire(&a, &proxy);
     assert_eq!(observer.members().unwrap(), Vec::<String>::new());
     let t = Instant::now();
     assert_eq!(member.wait_left(soon(10)), Ok(true));
@@ -491,73 +418,8 @@ fn a_member_is_told_it_left_after_real_session_expiry() {
 
 // ------------------------------------------------------------------------------- kazoo
 
-/// Run a kazoo script (`/usr/bin/python3`, kazoo 2.8) with `args`; kill it after `timeout`.
-/// Returns a handle to wait for its stdout.
-struct Kazoo {
-    child: std::process::Child,
-    deadline: Instant,
-}
-
-impl Kazoo {
-    fn start(script: &str, args: &[&str], timeout: Duration) -> Kazoo {
-        let child = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(script)
-            .arg(shared_server().addr)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("/usr/bin/python3 with kazoo (Debian's python3-kazoo)");
-        Kazoo {
-            child,
-            deadline: Instant::now() + timeout,
-        }
-    }
-
-    /// Wait for it to exit successfully; its stdout.
-    fn output(mut self) -> String {
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut out = String::new();
-                let mut err = String::new();
-                self.child
-                    .stdout
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut out)
-                    .unwrap();
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                assert!(
-                    status.success(),
-                    "kazoo script failed: {status}\n{out}\n{err}"
-                );
-                return out;
-            }
-            if Instant::now() > self.deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("kazoo script timed out");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Kazoo {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+/// How long a kazoo script may run.
+const KAZOO_WAIT: Duration = Duration::from_secs(40);
 
 /// A kazoo contender: runs `Election(path, ident)`; as leader creates `flags/elected-<ident>`,
 /// then waits for `flags/release` (or 20 s).
@@ -586,11 +448,7 @@ fn kazoo_and_rust_contenders_share_an_election() {
         .unwrap();
 
     // A kazoo leader makes our contender wait.
-    let kazoo = Kazoo::start(
-        KAZOO_CONTENDER,
-        &[&path, "kazoo", &flags],
-        Duration::from_secs(40),
-    );
+    let kazoo = Kazoo::script(KAZOO_CONTENDER, &[&path, "kazoo", &flags]);
     eventually("the kazoo leader", Duration::from_secs(15), || {
         zk.exists(&format!("{flags}/elected-kazoo"))
             .unwrap()
@@ -618,7 +476,7 @@ fn kazoo_and_rust_contenders_share_an_election() {
         .unwrap();
         assert!(h.join().unwrap().unwrap().is_some());
     });
-    assert!(kazoo.output().contains("done"));
+    assert!(kazoo.output_within(KAZOO_WAIT).contains(&"done".to_owned()));
     zk.delete(&format!("{flags}/release"), None).unwrap();
 
     // Our leader makes a kazoo contender wait; kazoo sees our identifier.
@@ -635,23 +493,18 @@ fn kazoo_and_rust_contenders_share_an_election() {
                 .unwrap();
         });
         leading_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        let kazoo = Kazoo::start(
-            KAZOO_CONTENDER,
-            &[&path, "kazoo2", &flags],
-            Duration::from_secs(40),
-        );
+        let kazoo = Kazoo::script(KAZOO_CONTENDER, &[&path, "kazoo2", &flags]);
         eventually(
             "the kazoo contender queued",
             Duration::from_secs(15),
             || ours.contenders().unwrap() == vec!["rust", "kazoo2"],
         );
-        let listed = Kazoo::start(
+        let listed = Kazoo::script(
             "import sys, json\nfrom kazoo.client import KazooClient\nzk = KazooClient(hosts=sys.argv[1]); zk.start(timeout=10)\nprint(json.dumps(zk.Election(sys.argv[2]).contenders()))\nzk.stop()",
             &[&path],
-            Duration::from_secs(20),
         )
-        .output();
-        assert_eq!(listed.trim(), r#"["rust", "kazoo2"]"#);
+        .output_within(Duration::from_secs(20));
+        assert_eq!(listed, [r#"["rust", "kazoo2"]"#]);
         std::thread::sleep(Duration::from_millis(300));
         assert!(
             zk.exists(&format!("{flags}/elected-kazoo2"))
@@ -671,7 +524,7 @@ fn kazoo_and_rust_contenders_share_an_election() {
             &CreateOptions::persistent(),
         )
         .unwrap();
-        assert!(kazoo.output().contains("done"));
+        assert!(kazoo.output_within(KAZOO_WAIT).contains(&"done".to_owned()));
     });
     zk.delete_recursive(&root).unwrap();
 }
@@ -707,7 +560,7 @@ print(json.dumps([sorted(p), sorted(sp), len(p), len(sp)]))
 p.leave(); sp.leave()
 zk.stop()
 "#;
-    let kazoo = Kazoo::start(script, &[&party, &shallow, &flags], Duration::from_secs(40));
+    let kazoo = Kazoo::script(script, &[&party, &shallow, &flags]);
     eventually("kazoo joined", Duration::from_secs(15), || {
         zk.exists(&format!("{flags}/joined")).unwrap().is_some()
     });
@@ -724,7 +577,7 @@ zk.stop()
         &CreateOptions::persistent(),
     )
     .unwrap();
-    let out = kazoo.output();
+    let out = kazoo.output_within(KAZOO_WAIT).join("\n");
     assert_eq!(
         out.trim(),
         r#"[["kazoo", "rust"], ["kazoo", "rust"], 2, 2]"#
@@ -766,7 +619,7 @@ zk.stop()
 "#;
     let mut ours = DataWatch::new(zk.clone(), node.clone());
     assert_eq!(ours.next(soon(5)).unwrap(), Some((None, None)));
-    let kazoo = Kazoo::start(script, &[&root, &node], Duration::from_secs(40));
+    let kazoo = Kazoo::script(script, &[&root, &node]);
     eventually("kazoo ready", Duration::from_secs(15), || {
         zk.exists(&format!("{root}/ready")).unwrap().is_some()
     });
@@ -784,7 +637,7 @@ zk.stop()
     // kazoo's write reaches our watch.
     let (d, _) = ours.next(soon(10)).unwrap().unwrap();
     assert_eq!(d.as_deref(), Some(&b"from-kazoo"[..]));
-    let out = kazoo.output();
+    let out = kazoo.output_within(KAZOO_WAIT).join("\n");
     let line = out.lines().next().unwrap();
     assert!(
         line.starts_with(r#"[[null, "one", "two""#),

@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use zk_integration_tests::expiry::{Proxy, connect_expirable, expire};
+use zk_integration_tests::kazoo::Kazoo as Py;
 use zk_integration_tests::{shared_server, unique_path};
 use zk_recipes::lock::{Lock, LockGuard, LockNaming, ReadLock, Semaphore, WriteLock};
 use zk_recipes::{CreateMode, CreateOptions, Error, Fence, Op, sequence_of};
@@ -467,107 +465,6 @@ fn nodes_and_path_deleted_under_the_lock() {
 // ---------------------------------------------------------------------------------------------
 // Interoperation with kazoo
 
-/// A kazoo process: a Python script reading commands on stdin, printing lines on stdout.
-struct Py {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-const PY_PRELUDE: &str = r#"
-import sys, time, logging
-logging.basicConfig(level=logging.ERROR)
-from kazoo.client import KazooClient
-zk = KazooClient(hosts=sys.argv[1], timeout=10.0)
-zk.start(timeout=10)
-path = sys.argv[2]
-def out(*a):
-    print(*a, flush=True)
-def wait_cmd():
-    return sys.stdin.readline().strip()
-"#;
-
-impl Py {
-    fn spawn(body: &str, path: &str) -> Py {
-        let script = format!("{PY_PRELUDE}\n{body}\nzk.stop()\nout('bye')\n");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&shared_server().addr)
-            .arg(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run /usr/bin/python3 (kazoo)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Py {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// The next line, within 20 s.
-    fn line(&self) -> String {
-        match self.lines.recv_timeout(Duration::from_secs(20)) {
-            Ok(l) => l,
-            Err(RecvTimeoutError::Timeout) => panic!("kazoo process: no output within 20 s"),
-            Err(RecvTimeoutError::Disconnected) => panic!("kazoo process exited early"),
-        }
-    }
-
-    fn expect(&self, want: &str) {
-        let got = self.line();
-        assert_eq!(got, want, "kazoo process said {got:?}, expected {want:?}");
-    }
-
-    /// Whether a line arrives within `d`.
-    fn quiet_for(&self, d: Duration) -> bool {
-        match self.lines.recv_timeout(d) {
-            Ok(l) => panic!("kazoo process said {l:?} too early"),
-            Err(_) => true,
-        }
-    }
-
-    fn send(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) {
-        self.expect("bye");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "kazoo process failed: {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("kazoo process did not exit");
-    }
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn kazoo_lock_and_ours_exclude_each_other() {
     let path = unique_path("interop-lock");
@@ -575,7 +472,7 @@ fn kazoo_lock_and_ours_exclude_each_other() {
     let ours = Lock::new(zk.clone(), &path, "rust");
 
     // A kazoo holder makes our lock wait.
-    let mut py = Py::spawn(
+    let mut py = Py::session(
         r#"
 lock = zk.Lock(path, "kazoo")
 lock.acquire()
@@ -605,7 +502,7 @@ out("released")
     // Our holder makes kazoo's lock wait; kazoo sees our identifier as a contender.
     let ours = Lock::new(zk.clone(), &path, "rust");
     let g = ours.acquire(Some(Duration::from_secs(5))).unwrap();
-    let py = Py::spawn(
+    let py = Py::session(
         r#"
 lock = zk.Lock(path, "kazoo")
 out("contenders", ",".join(lock.contenders()))
@@ -632,7 +529,7 @@ lock.release()
 fn kazoo_readers_share_with_ours_and_writers_exclude() {
     let path = unique_path("interop-rw");
     let zk = connect();
-    let mut py = Py::spawn(
+    let mut py = Py::session(
         r#"
 r = zk.ReadLock(path, "kazoo-reader")
 r.acquire()
@@ -687,7 +584,7 @@ out("done writing")
 fn kazoo_semaphore_and_ours_share_leases() {
     let path = unique_path("interop-sem");
     let zk = connect();
-    let mut py = Py::spawn(
+    let mut py = Py::session(
         r#"
 s = zk.Semaphore(path, "kazoo", max_leases=2)
 s.acquire()
@@ -737,7 +634,7 @@ fn kazoo_sees_curator_contenders_with_extra_patterns() {
     let zk = connect();
     let ours = Lock::new(zk.clone(), &path, "curator-style").with_naming(LockNaming::Curator);
     let g = ours.acquire(Some(Duration::from_secs(5))).unwrap();
-    let py = Py::spawn(
+    let py = Py::session(
         r#"
 lock = zk.Lock(path, "kazoo", extra_lock_patterns=["lock-"])
 out("contenders", ",".join(lock.contenders()))

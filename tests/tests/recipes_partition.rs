@@ -5,14 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zk_integration_tests::expiry::{connect_expirable, expire};
+use zk_integration_tests::kazoo::Kazoo as Py;
 use zk_integration_tests::{shared_server, unique_path};
 use zk_recipes::lease::{
     LeaseFence, LeaseRecord, MultiNonBlockingLease, NonBlockingLease, format_utc, parse_utc,
@@ -531,114 +530,6 @@ fn lease_with_the_real_clock() {
 // ---------------------------------------------------------------------------------------------
 // Interoperation with kazoo
 
-/// A kazoo process: a Python script reading commands on stdin, printing lines on stdout.
-struct Py {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-const PY_PRELUDE: &str = r#"
-import sys, time, json, datetime, logging, select
-logging.basicConfig(level=logging.ERROR)
-from kazoo.client import KazooClient
-from kazoo.recipe.lease import NonBlockingLease, MultiNonBlockingLease
-zk = KazooClient(hosts=sys.argv[1], timeout=10.0)
-zk.start(timeout=10)
-path = sys.argv[2]
-def out(*a):
-    print(*a, flush=True)
-def wait_cmd():
-    return sys.stdin.readline().strip()
-def poll_cmd():
-    r, _, _ = select.select([sys.stdin], [], [], 0)
-    return sys.stdin.readline().strip() if r else None
-def clock(secs):
-    return lambda: datetime.datetime.utcfromtimestamp(secs)
-"#;
-
-impl Py {
-    fn spawn(body: &str, path: &str) -> Py {
-        let script = format!("{PY_PRELUDE}\n{body}\nzk.stop()\nout('bye')\n");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&shared_server().addr)
-            .arg(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run /usr/bin/python3 (kazoo)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Py {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// The next line, within 30 s.
-    fn line(&self) -> String {
-        match self.lines.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) => l,
-            Err(RecvTimeoutError::Timeout) => panic!("kazoo process: no output within 30 s"),
-            Err(RecvTimeoutError::Disconnected) => panic!("kazoo process exited early"),
-        }
-    }
-
-    /// The next line, if one arrives within `d`.
-    fn try_line(&self, d: Duration) -> Option<String> {
-        match self.lines.recv_timeout(d) {
-            Ok(l) => Some(l),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => panic!("kazoo process exited early"),
-        }
-    }
-
-    fn expect(&self, want: &str) {
-        let got = self.line();
-        assert_eq!(got, want, "kazoo process said {got:?}, expected {want:?}");
-    }
-
-    fn send(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) {
-        self.expect("bye");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "kazoo process failed: {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("kazoo process did not exit");
-    }
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Parse the kazoo partitioner's report `{"items": [...], "members": [...]}`.
 fn kazoo_share(line: &str) -> (Vec<String>, Vec<String>) {
     fn list(line: &str, key: &str) -> Vec<String> {
@@ -657,7 +548,7 @@ fn kazoo_share(line: &str) -> (Vec<String>, Vec<String>) {
 fn kazoo_and_our_partitioners_divide_one_set() {
     let path = unique_path("interop-part");
     let items = ["q0", "q1", "q2", "q3", "q4"];
-    let mut py = Py::spawn(
+    let mut py = Py::session(
         r#"
 items = ["q0", "q1", "q2", "q3", "q4"]
 qp = zk.SetPartitioner(path, set=items, identifier="kazoo", time_boundary=0.5,
@@ -754,7 +645,7 @@ fn kazoo_partitioner_waits_for_our_locks() {
         acquire(&mut ours, Duration::from_secs(10)),
         strings(&["a", "b"])
     );
-    let mut py = Py::spawn(
+    let mut py = Py::session(
         r#"
 qp = zk.SetPartitioner(path, set=["a", "b"], identifier="kazoo", time_boundary=0.3,
                        max_reaction_time=0.1)
@@ -799,7 +690,7 @@ fn kazoo_and_our_leases_interoperate() {
     let zk = connect();
     // 1. kazoo writes a lease (an awkward identifier, a fixed clock); we read the same bytes
     //    we would write, and are refused.
-    let mut py = Py::spawn(
+    let mut py = Py::session(
         r#"
 l = NonBlockingLease(zk, path, datetime.timedelta(seconds=60), identifier="kazoo-h\u00f4st \"q\"",
                      utcnow=clock(1700000000))
@@ -897,7 +788,7 @@ fn kazoo_lease_contenders_serialise_with_ours() {
     // identity obtains it.
     let path = unique_path("interop-lease-race");
     let winners = Arc::new(Mutex::new(Vec::new()));
-    let mut py = Py::spawn(
+    let mut py = Py::session(
         r#"
 wait_cmd()
 got = []

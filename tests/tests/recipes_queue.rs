@@ -6,12 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use zk_integration_tests::expiry::{connect_expirable, expire};
+use zk_integration_tests::kazoo::Kazoo;
 use zk_integration_tests::{shared_server, unique_path};
 use zk_recipes::barrier::{Barrier, DoubleBarrier, READY_NODE};
 use zk_recipes::counter::{Counter, Update};
@@ -66,92 +65,14 @@ def client():
     return zk
 "#;
 
-/// A kazoo script running beside the test: `argv[1]` is the server, the rest `args`.
-/// Its stdout lines arrive on a channel; it is killed when dropped.
-struct Py {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Py {
-    fn spawn(script: &str, args: &[&str]) -> Py {
-        let mut child = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(format!("{KAZOO_PRELUDE}\n{script}"))
-            .arg(&shared_server().addr)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run /usr/bin/python3 (kazoo)");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Py { child, lines }
-    }
-
-    /// The next line, within `timeout`.
-    fn line(&self, timeout: Duration) -> String {
-        self.lines
-            .recv_timeout(timeout)
-            .unwrap_or_else(|e| panic!("no line from the kazoo process within {timeout:?}: {e}"))
-    }
-
-    /// Wait for the line `want` (skipping none), within `timeout`.
-    fn expect(&self, want: &str, timeout: Duration) {
-        assert_eq!(self.line(timeout), want);
-    }
-
-    /// Wait for a clean exit within `timeout`.
-    fn finish(mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "kazoo process failed: {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kazoo process did not finish in {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A kazoo script after [`KAZOO_PRELUDE`]: `argv[1]` is the server, the rest `args`.
+fn py(script: &str, args: &[&str]) -> Kazoo {
+    Kazoo::script(&format!("{KAZOO_PRELUDE}\n{script}"), args)
 }
 
 /// Run a kazoo script to completion (within `timeout`) and return its stdout lines.
 fn py_run(script: &str, args: &[&str], timeout: Duration) -> Vec<String> {
-    let py = Py::spawn(script, args);
-    let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
-    loop {
-        match py.lines.recv_timeout(Duration::from_millis(50)) {
-            Ok(l) => out.push(l),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kazoo script timed out; output so far: {out:?}"
-        );
-    }
-    py.finish(timeout);
-    out
+    py(script, args).output_within(timeout)
 }
 
 const SEC: Duration = Duration::from_secs(1);
@@ -659,7 +580,7 @@ fn kazoo_locking_queue_and_ours_exclude_each_other() {
     ours.put(b"first", 100).unwrap();
     ours.put(b"second", 100).unwrap();
     // kazoo holds the head; ours gets the next one.
-    let py = Py::spawn(
+    let py = py(
         r#"
 zk = client()
 q = zk.LockingQueue(sys.argv[2])
@@ -680,7 +601,7 @@ zk.stop()
 "#,
         &[&path],
     );
-    py.expect("first", Duration::from_secs(20));
+    py.expect_within("first", Duration::from_secs(20));
     assert_eq!(
         &ours.get(Some(Duration::from_secs(5))).unwrap().unwrap()[..],
         b"second"
@@ -688,13 +609,13 @@ zk.stop()
     // Nothing else is available while kazoo holds "first".
     let other = LockingQueue::new(connect(), &path);
     assert_eq!(other.get(Some(Duration::from_millis(300))).unwrap(), None);
-    py.expect("True", Duration::from_secs(10));
-    py.expect("True", Duration::from_secs(10));
+    py.expect_within("True", Duration::from_secs(10));
+    py.expect_within("True", Duration::from_secs(10));
     assert!(ours.release().unwrap());
-    py.expect("second", Duration::from_secs(10));
-    py.expect("True", Duration::from_secs(10));
-    py.expect("2", Duration::from_secs(10));
-    py.finish(Duration::from_secs(10));
+    py.expect_within("second", Duration::from_secs(10));
+    py.expect_within("True", Duration::from_secs(10));
+    py.expect_within("2", Duration::from_secs(10));
+    py.finish_within(Duration::from_secs(10));
     // kazoo's put_all, our get/consume.
     assert_eq!(&ours.get(Some(SEC)).unwrap().unwrap()[..], b"k1");
     assert!(ours.consume().unwrap());
@@ -711,7 +632,7 @@ fn kazoo_counters_and_ours_count_together() {
     let int_path = format!("{path}-int");
     let cur_path = format!("{path}-curator");
     let float_path = format!("{path}-float");
-    let py = Py::spawn(
+    let py = py(
         r#"
 zk = client()
 c = zk.Counter(sys.argv[2])
@@ -732,8 +653,8 @@ zk.stop()
         assert!(c.increment(1).unwrap().applied().is_some());
         assert!(k.increment(1).unwrap().applied().is_some());
     }
-    py.expect("done", Duration::from_secs(60));
-    py.finish(Duration::from_secs(10));
+    py.expect_within("done", Duration::from_secs(60));
+    py.finish_within(Duration::from_secs(10));
     assert_eq!(c.get().unwrap(), 200);
     assert_eq!(k.get().unwrap(), 200);
     let f = Counter::new_float(zk.clone(), &float_path, 0.0);
@@ -770,7 +691,7 @@ fn kazoo_barrier_and_ours_wait_for_each_other() {
     let ours = Barrier::new(zk.clone(), &path);
     ours.create().unwrap();
     // kazoo waits on our barrier; we remove it.
-    let py = Py::spawn(
+    let py = py(
         r#"
 zk = client()
 b = zk.Barrier(sys.argv[2])
@@ -787,15 +708,15 @@ zk.stop()
 "#,
         &[&path],
     );
-    py.expect("waiting", Duration::from_secs(20));
+    py.expect_within("waiting", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     assert!(ours.remove().unwrap());
-    py.expect("True", Duration::from_secs(10));
+    py.expect_within("True", Duration::from_secs(10));
     // kazoo creates it again; we wait until kazoo removes it.
-    py.expect("created", Duration::from_secs(10));
+    py.expect_within("created", Duration::from_secs(10));
     assert!(ours.wait(Some(Duration::from_secs(10))).unwrap());
-    py.expect("True", Duration::from_secs(10));
-    py.finish(Duration::from_secs(10));
+    py.expect_within("True", Duration::from_secs(10));
+    py.finish_within(Duration::from_secs(10));
 }
 
 #[test]
@@ -803,7 +724,7 @@ fn kazoo_double_barrier_participants_and_ours() {
     let zk = connect();
     let path = unique_path("interop-dbarrier");
     // Two kazoo participants (threads with their own clients) and ours: 3 in all.
-    let py = Py::spawn(
+    let py = py(
         r#"
 path = sys.argv[2]
 lock = threading.Lock()
@@ -831,7 +752,7 @@ for t in ts:
     // The kazoo participants cannot pass before ours enters.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        py.lines.try_recv().is_err(),
+        py.try_line(Duration::ZERO).is_none(),
         "a kazoo participant passed enter early"
     );
     let kids = children(&zk, &path);
@@ -840,8 +761,8 @@ for t in ts:
     let ours = DoubleBarrier::new(zk.clone(), &path, 3);
     ours.enter(Some(Duration::from_secs(10))).unwrap();
     let mut lines = vec![
-        py.line(Duration::from_secs(10)),
-        py.line(Duration::from_secs(10)),
+        py.line_within(Duration::from_secs(10)),
+        py.line_within(Duration::from_secs(10)),
     ];
     lines.sort();
     assert!(
@@ -851,17 +772,17 @@ for t in ts:
     // The kazoo participants leave first; they wait for ours to leave.
     std::thread::sleep(Duration::from_millis(1000));
     assert!(
-        py.lines.try_recv().is_err(),
+        py.try_line(Duration::ZERO).is_none(),
         "a kazoo participant passed leave early"
     );
     ours.leave(Some(Duration::from_secs(10))).unwrap();
     let mut lines = vec![
-        py.line(Duration::from_secs(10)),
-        py.line(Duration::from_secs(10)),
+        py.line_within(Duration::from_secs(10)),
+        py.line_within(Duration::from_secs(10)),
     ];
     lines.sort();
     assert_eq!(lines, ["left 0", "left 1"]);
-    py.finish(Duration::from_secs(10));
+    py.finish_within(Duration::from_secs(10));
     assert!(children(&zk, &path).is_empty());
     zk.delete(&path, None).unwrap();
 }

@@ -14,14 +14,15 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+use zk_integration_tests::kazoo::Kazoo;
 use zk_integration_tests::{DedicatedServer, shared_server, unique_path};
 use zk_session::{Acl, Client, CreateMode, CreateOptions};
 
@@ -871,103 +872,11 @@ fn read_and_write_locks() {
     assert_eq!(children(r), Vec::<String>::new());
 }
 
-/// A kazoo process (`/usr/bin/python3`: Debian's python with `python3-kazoo`, not the first
-/// `python3` on PATH) running `body` with `zk` connected and `path` set; `out(...)` prints a
-/// line, `wait_cmd()` reads one from stdin.
-struct Kazoo {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl Kazoo {
-    fn spawn(body: &str, path: &str) -> Kazoo {
-        let script = format!(
-            r#"
-import sys, time, logging
-logging.basicConfig(level=logging.ERROR)
-from kazoo.client import KazooClient
-zk = KazooClient(hosts=sys.argv[1], timeout=10.0)
-zk.start(timeout=10)
-path = sys.argv[2]
-def out(*a):
-    print(*a, flush=True)
-def wait_cmd():
-    return sys.stdin.readline().strip()
-{body}
-zk.stop()
-out("bye")
-"#
-        );
-        let mut child = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(script)
-            .arg(server())
-            .arg(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run /usr/bin/python3 (kazoo)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Kazoo {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    #[track_caller]
-    fn expect(&self, want: &str) {
-        match self.lines.recv_timeout(Duration::from_secs(20)) {
-            Ok(got) => assert_eq!(got, want, "kazoo said {got:?}, expected {want:?}"),
-            Err(e) => panic!("kazoo process: no line ({e:?}), expected {want:?}"),
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) {
-        self.expect("bye");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                assert!(st.success(), "kazoo process failed: {st}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("kazoo process did not exit");
-    }
-}
-
-impl Drop for Kazoo {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn lock_waits_for_a_kazoo_holder() {
     let root = unique_path("zkctl-kazoo");
     let r = root.as_str();
-    let mut py = Kazoo::spawn(
+    let mut py = Kazoo::session(
         r#"
 lock = zk.Lock(path, "kazoo")
 lock.acquire()
@@ -1029,7 +938,7 @@ out("released")
     // And the other way round: kazoo waits for a zkctl holder.
     let mut holder = Bg::spawn(&["lock", r, "--id", "zkctl-holder"]);
     holder.line();
-    let py = Kazoo::spawn(
+    let py = Kazoo::session(
         r#"
 lock = zk.Lock(path, "kazoo")
 out("contenders", ",".join(lock.contenders()))
