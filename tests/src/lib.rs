@@ -109,6 +109,36 @@ pub fn wait_for_imok(addr: &str, timeout: Duration) -> bool {
     }
 }
 
+/// A client of `addr` with the 10 s session timeout the real-server tests use.
+pub fn connect_to(addr: &str) -> zk_session::Client {
+    zk_session::Client::builder(addr)
+        .and_then(|b| b.session_timeout(Duration::from_secs(10)).connect())
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// A client of the shared server ([`connect_to`]).
+pub fn connect_shared() -> zk_session::Client {
+    connect_to(&shared_server().addr)
+}
+
+/// `path`'s children, sorted; none when `path` does not exist.
+pub fn sorted_children(zk: &zk_session::Client, path: &str) -> Vec<String> {
+    match zk.get_children(path) {
+        Ok(mut c) => {
+            c.sort();
+            c
+        }
+        Err(zk_session::Error::NoNode) => Vec::new(),
+        Err(e) => panic!("get_children {path}: {e}"),
+    }
+}
+
+/// Whether `s` is lowercase hexadecimal digits only.
+pub fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A unique absolute znode path `/{prefix}-{pid}-{nanos}-{counter}` for isolating a test's
 /// znodes on a shared server (a leading `/` in `prefix` is dropped).
 pub fn unique_path(prefix: &str) -> String {

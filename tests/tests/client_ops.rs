@@ -12,20 +12,13 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use zk_integration_tests::connect_to as connect;
 use zk_integration_tests::{DedicatedServer, shared_server, unique_path};
 use zk_proto::ErrorCode;
 use zk_session::{
     Acl, Client, CreateMode, CreateOptions, Error, EventType, Op, OpResult, Perms, ReadOp,
     ReadResult, SessionState, Stat, WatcherType,
 };
-
-fn connect(addr: &str) -> Client {
-    Client::builder(addr)
-        .unwrap()
-        .session_timeout(Duration::from_secs(10))
-        .connect()
-        .unwrap()
-}
 
 /// A connected client and a fresh persistent node to work under.
 fn setup(prefix: &str) -> (Client, String) {

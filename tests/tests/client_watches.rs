@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use zk_integration_tests::{shared_server, unique_path};
+use zk_integration_tests::connect_shared as connect;
+use zk_integration_tests::unique_path;
 use zk_session::{
     Client, CreateOptions, Error, EventType, PersistentWatch, SessionState, WatchedEvent,
     WatcherType,
@@ -13,14 +14,6 @@ use zk_session::{
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
-
-fn connect() -> Client {
-    Client::builder(&shared_server().addr)
-        .unwrap()
-        .session_timeout(Duration::from_secs(10))
-        .connect()
-        .unwrap()
-}
 
 /// A watching client, a second client that makes the changes, and a fresh root node.
 fn setup(prefix: &str) -> (Client, Client, String) {

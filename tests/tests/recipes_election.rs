@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use zk_integration_tests::connect_to as connect;
 use zk_integration_tests::expiry::{Proxy, expire};
 use zk_integration_tests::kazoo::Kazoo;
 use zk_integration_tests::{shared_server, unique_path};
@@ -16,14 +17,6 @@ use zk_recipes::party::{Party, ShallowParty};
 use zk_recipes::watchers::{ChildrenWatch, DataWatch};
 use zk_recipes::{CreateMode, CreateOptions, Error, Fence, Op};
 use zk_session::Client;
-
-fn connect(addr: &str) -> Client {
-    Client::builder(addr)
-        .unwrap()
-        .session_timeout(Duration::from_secs(10))
-        .connect()
-        .unwrap()
-}
 
 fn root(prefix: &str) -> (Client, String) {
     let zk = connect(&shared_server().addr);

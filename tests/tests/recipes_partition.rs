@@ -12,37 +12,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zk_integration_tests::expiry::{connect_expirable, expire};
 use zk_integration_tests::kazoo::Kazoo as Py;
-use zk_integration_tests::{shared_server, unique_path};
+use zk_integration_tests::unique_path;
+use zk_integration_tests::{
+    connect_shared as connect, is_lower_hex as is_hex, sorted_children as children,
+};
 use zk_recipes::lease::{
     LeaseFence, LeaseRecord, MultiNonBlockingLease, NonBlockingLease, format_utc, parse_utc,
 };
 use zk_recipes::partitioner::{PartitionState, SetPartitioner};
 use zk_recipes::{CreateOptions, Error, Fence, Op, sequence_of};
 use zk_session::Client;
-
-fn connect() -> Client {
-    Client::builder(&shared_server().addr)
-        .unwrap()
-        .session_timeout(Duration::from_secs(10))
-        .connect()
-        .unwrap()
-}
-
-fn children(zk: &Client, path: &str) -> Vec<String> {
-    match zk.get_children(path) {
-        Ok(mut c) => {
-            c.sort();
-            c
-        }
-        Err(Error::NoNode) => Vec::new(),
-        Err(e) => panic!("get_children {path}: {e}"),
-    }
-}
-
-fn is_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 /// `<32 hex>__lock__<10 digits>` (kazoo's lock node name).
 fn assert_kazoo_lock_name(name: &str) {

@@ -11,36 +11,14 @@ use std::time::{Duration, Instant};
 
 use zk_integration_tests::expiry::{connect_expirable, expire};
 use zk_integration_tests::kazoo::Kazoo;
-use zk_integration_tests::{shared_server, unique_path};
+use zk_integration_tests::unique_path;
+use zk_integration_tests::{
+    connect_shared as connect, is_lower_hex as is_hex, sorted_children as children,
+};
 use zk_recipes::barrier::{Barrier, DoubleBarrier, READY_NODE};
 use zk_recipes::counter::{Counter, Update};
 use zk_recipes::queue::{LockingQueue, Queue, Taken, entry_key};
 use zk_recipes::{CreateOptions, Error, Fence, Op};
-use zk_session::Client;
-
-fn connect() -> Client {
-    Client::builder(&shared_server().addr)
-        .unwrap()
-        .session_timeout(Duration::from_secs(10))
-        .connect()
-        .unwrap()
-}
-
-fn children(zk: &Client, path: &str) -> Vec<String> {
-    match zk.get_children(path) {
-        Ok(mut c) => {
-            c.sort();
-            c
-        }
-        Err(Error::NoNode) => Vec::new(),
-        Err(e) => panic!("get_children {path}: {e}"),
-    }
-}
-
-fn is_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 /// `entry-PPP-SSSSSSSSSS` (kazoo's entry names).
 fn assert_entry_name(name: &str, priority: u16) {
