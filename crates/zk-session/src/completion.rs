@@ -185,10 +185,10 @@ impl<T> Completion<T> {
     /// Block until the operation completes.
     pub fn wait(mut self) -> Result<T, Error> {
         if let Some((shared, cmd)) = self.unsent.take() {
+            // Run it on this thread if the connection is idle, else hand it to the driver.
             if let Some(cmd) = shared.run_inline(cmd) {
-                if let Err(e) = shared.push(cmd) {
-                    self.slot.complete(Err(e));
-                }
+                self.unsent = Some((shared, cmd));
+                self.send();
             }
         }
         match self.slot.wait(None) {

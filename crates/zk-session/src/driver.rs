@@ -311,29 +311,10 @@ impl Engine {
         let now = Instant::now();
         let deadline = now + INLINE_BUDGET;
         self.submit(now, request, slot.clone(), watch, unrooted);
-        let mut lost = false;
         // Write the request (a full send buffer leaves the rest to the driver).
-        loop {
-            let data = self.core.transmit();
-            if data.is_empty() {
-                break;
-            }
-            match conn.stream.write(data) {
-                Ok(0) => lost = true,
-                Ok(n) => {
-                    self.core.advance_transmit(now, n);
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    debug!(error = %e, "inline write failed");
-                    lost = true;
-                }
-            }
-            break;
-        }
-        let wait = !lost && !slot.is_done() && self.core.transmit().is_empty();
+        let written = write_pending(&mut self.core, &mut conn.stream, now);
+        let mut lost = written == Written::Lost;
+        let wait = written == Written::All && !slot.is_done();
         let mut slice = INLINE_SLICES.0;
         if wait {
             lost = conn.reader.set_nonblocking(false).is_err();
@@ -573,33 +554,10 @@ impl Engine {
         if !conn.established {
             return;
         }
-        let id = conn.id;
-        loop {
-            let data = self.core.transmit();
-            if data.is_empty() {
-                conn.want_write(&self.registry, false);
-                return;
-            }
-            match conn.stream.write(data) {
-                Ok(0) => {
-                    self.core.handle_disconnected(now, id);
-                    return;
-                }
-                Ok(n) => {
-                    trace!(bytes = n, "wrote");
-                    self.core.advance_transmit(now, n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.want_write(&self.registry, true);
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!(error = %e, "write failed");
-                    self.core.handle_disconnected(now, id);
-                    return;
-                }
-            }
+        match write_pending(&mut self.core, &mut conn.stream, now) {
+            Written::All => conn.want_write(&self.registry, false),
+            Written::Full => conn.want_write(&self.registry, true),
+            Written::Lost => self.core.handle_disconnected(now, conn.id),
         }
     }
 
@@ -779,6 +737,40 @@ fn fail_command(cmd: Command, err: &Error) {
         }
         Command::Close(slot) => slot.complete(Ok(zk_proto::Response::Empty)),
         Command::RemoveWatcher(_) => {}
+    }
+}
+
+/// How far [`write_pending`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Everything pending is written.
+    All,
+    /// The socket's send buffer is full; the rest waits for writability.
+    Full,
+    /// The connection failed (or the peer is gone).
+    Lost,
+}
+
+/// Write as much of the core's pending output to `stream` as it takes.
+fn write_pending(core: &mut Session, stream: &mut TcpStream, now: Instant) -> Written {
+    loop {
+        let data = core.transmit();
+        if data.is_empty() {
+            return Written::All;
+        }
+        match stream.write(data) {
+            Ok(0) => return Written::Lost,
+            Ok(n) => {
+                trace!(bytes = n, "wrote");
+                core.advance_transmit(now, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Written::Full,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                debug!(error = %e, "write failed");
+                return Written::Lost;
+            }
+        }
     }
 }
 
