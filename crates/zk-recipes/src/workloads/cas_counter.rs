@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{Checker, Log, Outcome, Workload, clamped};
+use super::{Checker, Log, Outcome, Workload};
 use crate::sim::Sim;
 use crate::{CreateOptions, Error, Session, SessionExt};
 
@@ -117,7 +117,7 @@ impl Workload for CasCounter {
         WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn(sim, clamped(self, clients), false)
+        spawn(sim, clients, false)
     }
 }
 
@@ -135,6 +135,6 @@ impl Workload for BrokenCounter {
         WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn(sim, clamped(self, clients), true)
+        spawn(sim, clients, true)
     }
 }

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Checker, Log, Outcome, Workload, clamped};
+use super::{Checker, Log, Outcome, Workload};
 use crate::election::{Election, LeadershipState};
 use crate::fence::{Fence, sequence_of};
 use crate::party::{Party, ShallowParty};
@@ -513,7 +513,7 @@ impl Workload for ElectionWorkload {
         MIN_CONTENDERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_election(sim, clamped(self, clients), false)
+        spawn_election(sim, clients, false)
     }
 }
 
@@ -537,7 +537,7 @@ impl Workload for BrokenElection {
         MIN_CONTENDERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_election(sim, clamped(self, clients), true)
+        spawn_election(sim, clients, true)
     }
 }
 
@@ -810,7 +810,7 @@ impl Workload for PartyWorkload {
         MEMBERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_party(sim, Flavour::Deep, clamped(self, clients), false)
+        spawn_party(sim, Flavour::Deep, clients, false)
     }
 }
 
@@ -831,7 +831,7 @@ impl Workload for BrokenParty {
         MEMBERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_party(sim, Flavour::Deep, clamped(self, clients), true)
+        spawn_party(sim, Flavour::Deep, clients, true)
     }
 }
 
@@ -849,7 +849,7 @@ impl Workload for ShallowPartyWorkload {
         MEMBERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_party(sim, Flavour::Shallow, clamped(self, clients), false)
+        spawn_party(sim, Flavour::Shallow, clients, false)
     }
 }
 
@@ -870,6 +870,6 @@ impl Workload for BrokenShallowParty {
         MEMBERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_party(sim, Flavour::Shallow, clamped(self, clients), true)
+        spawn_party(sim, Flavour::Shallow, clients, true)
     }
 }

@@ -30,7 +30,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Checker, Log, Outcome, Workload, clamped};
+use super::{Checker, Log, Outcome, Workload};
 use crate::fence::{Fence, sequence_of};
 use crate::lock::{Lock, LockGuard, ReadLock, Sabotage, Semaphore, WriteLock};
 use crate::session::join;
@@ -685,7 +685,7 @@ impl Workload for LockWorkload {
         self.family.min_clients()
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn(sim, self.family, clamped(self, clients), self.broken).0
+        spawn(sim, self.family, clients, self.broken).0
     }
 }
 

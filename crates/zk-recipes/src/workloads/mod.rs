@@ -107,8 +107,8 @@ pub trait Workload: Sync {
     }
     /// Spawn `clients` client processes (and any observer tasks); return the checker.
     ///
-    /// `clients` must lie in `min_clients()..=max_clients()` (see [`check_clients`]); out of
-    /// range, a workload clamps it to that range.
+    /// `clients` lies in `min_clients()..=max_clients()`: [`run_seed`] passes the default,
+    /// [`run_seed_with`] refuses other counts ([`check_clients`]).
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker;
 }
 
@@ -169,11 +169,6 @@ pub fn run_seed_with(
 ) -> Result<SeedResult, String> {
     let clients = check_clients(w, clients)?;
     Ok(run(w, config, clients))
-}
-
-/// `clients` clamped to the workload's range (for [`Workload::spawn`] implementations).
-fn clamped(w: &dyn Workload, clients: usize) -> usize {
-    clients.clamp(w.min_clients(), w.max_clients().max(w.min_clients()))
 }
 
 fn run(w: &dyn Workload, config: SimConfig, clients: usize) -> SeedResult {

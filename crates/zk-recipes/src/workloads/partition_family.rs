@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::{Checker, Log, Outcome, Workload, clamped};
+use super::{Checker, Log, Outcome, Workload};
 use crate::lease::{MultiNonBlockingLease, NonBlockingLease, VirtualUtc};
 use crate::partitioner::{PartitionState, SetPartitioner, default_partition};
 use crate::sim::{Faults, Sim, SimConfig, SimCtx, SimSession};
@@ -493,7 +493,7 @@ impl Workload for Partitioner {
         MIN_WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_partitioner(sim, clamped(self, clients), PVariant::Correct)
+        spawn_partitioner(sim, clients, PVariant::Correct)
     }
 }
 
@@ -517,7 +517,7 @@ impl Workload for PartitionerBroken {
         MIN_WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_partitioner(sim, clamped(self, clients), PVariant::Unfenced)
+        spawn_partitioner(sim, clients, PVariant::Unfenced)
     }
 }
 
@@ -541,7 +541,7 @@ impl Workload for PartitionerCoverBroken {
         MIN_WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_partitioner(sim, clamped(self, clients), PVariant::Cover)
+        spawn_partitioner(sim, clients, PVariant::Cover)
     }
 }
 
@@ -852,7 +852,7 @@ impl Workload for Lease {
         MIN_WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_lease(sim, clamped(self, clients), LVariant::Correct)
+        spawn_lease(sim, clients, LVariant::Correct)
     }
 }
 
@@ -876,7 +876,7 @@ impl Workload for LeaseBroken {
         MIN_WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_lease(sim, clamped(self, clients), LVariant::Unfenced)
+        spawn_lease(sim, clients, LVariant::Unfenced)
     }
 }
 
@@ -900,7 +900,7 @@ impl Workload for LeaseSkewBroken {
         MIN_WORKERS
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn_lease(sim, clamped(self, clients), LVariant::Skew)
+        spawn_lease(sim, clients, LVariant::Skew)
     }
 }
 

@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Checker, Log, Outcome, Workload, clamped};
+use super::{Checker, Log, Outcome, Workload};
 use crate::barrier::{Barrier, DoubleBarrier};
 use crate::counter::{Codec, Counter, CuratorInt, KazooFloat, KazooInt, Update};
 use crate::fence::{Fence, sequence_of};
@@ -178,13 +178,7 @@ impl Workload for Family {
         self.kind.min_clients()
     }
     fn spawn(&self, sim: &mut Sim, clients: usize) -> Checker {
-        spawn(
-            sim,
-            self.kind,
-            clamped(self, clients),
-            self.broken,
-            Stats::default(),
-        )
+        spawn(sim, self.kind, clients, self.broken, Stats::default())
     }
 }
 
