@@ -343,7 +343,10 @@ impl CreateOptions {
         self
     }
 
-    fn request(&self, path: &str, data: Bytes) -> Result<Request, Error> {
+    /// The request a create of `path` with these options sends (create2, createContainer or
+    /// createTTL), after the options' own checks (a TTL mode needs a TTL in 1 ms ..= 2^40-1 ms,
+    /// and only a TTL mode takes one). The path itself is checked when it is submitted.
+    pub fn request(&self, path: &str, data: Bytes) -> Result<Request, Error> {
         let base = CreateRequest {
             path: path.to_owned(),
             data,
@@ -458,7 +461,18 @@ impl Op {
         }
     }
 
-    fn into_multi_op(self) -> Result<MultiOp, Error> {
+    /// The op's path, and whether it may get a sequence suffix (for path validation).
+    pub fn path(&self) -> (&str, bool) {
+        match self {
+            Op::Create { path, options, .. } => (path, options.mode.is_sequential()),
+            Op::Delete { path, .. } | Op::SetData { path, .. } | Op::Check { path, .. } => {
+                (path, false)
+            }
+        }
+    }
+
+    /// The op as it goes on the wire inside a multi.
+    pub fn into_multi_op(self) -> Result<MultiOp, Error> {
         Ok(match self {
             Op::Create {
                 path,
@@ -502,6 +516,28 @@ pub enum OpResult {
     SetData(Stat),
     /// The check passed.
     Check,
+}
+
+impl OpResult {
+    /// The result of one op of a successful multi, from its wire form.
+    pub fn from_multi_result(r: MultiResult) -> Result<OpResult, Error> {
+        match r {
+            MultiResult::Create(c) => Ok(OpResult::Create {
+                path: c.path,
+                stat: None,
+            }),
+            MultiResult::Create2(c) => Ok(OpResult::Create {
+                path: c.path,
+                stat: Some(c.stat),
+            }),
+            MultiResult::Delete => Ok(OpResult::Delete),
+            MultiResult::SetData(s) => Ok(OpResult::SetData(s.stat)),
+            MultiResult::Check => Ok(OpResult::Check),
+            other => Err(Error::Protocol(format!(
+                "unexpected multi result {other:?}"
+            ))),
+        }
+    }
 }
 
 /// A read of a [`Client::multi_read`].
@@ -966,22 +1002,7 @@ impl Client {
             Response::Multi(m) => m
                 .results
                 .into_iter()
-                .map(|r| match r {
-                    MultiResult::Create(c) => Ok(OpResult::Create {
-                        path: c.path,
-                        stat: None,
-                    }),
-                    MultiResult::Create2(c) => Ok(OpResult::Create {
-                        path: c.path,
-                        stat: Some(c.stat),
-                    }),
-                    MultiResult::Delete => Ok(OpResult::Delete),
-                    MultiResult::SetData(s) => Ok(OpResult::SetData(s.stat)),
-                    MultiResult::Check => Ok(OpResult::Check),
-                    other => Err(Error::Protocol(format!(
-                        "unexpected multi result {other:?}"
-                    ))),
-                })
+                .map(OpResult::from_multi_result)
                 .collect(),
             other => unexpected(other),
         })

@@ -65,9 +65,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use zk_proto::{
-    CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, ExistsRequest,
-    GetChildren2Request, GetDataRequest, MultiOp, MultiRequest, MultiResult, Request, Response,
-    SetDataRequest, SyncRequest,
+    DeleteRequest, ExistsRequest, GetChildren2Request, GetDataRequest, MultiRequest, MultiResult,
+    Request, Response, SetDataRequest, SyncRequest,
 };
 use zk_session::{CreateOptions, Error, Op, OpResult, SessionState, Stat, WatchedEvent};
 
@@ -512,32 +511,6 @@ impl SimSession {
     }
 }
 
-fn create_request(path: &str, data: &[u8], options: &CreateOptions) -> Result<Request, Error> {
-    let base = CreateRequest {
-        path: path.to_owned(),
-        data: Bytes::copy_from_slice(data),
-        acl: options.acl.clone(),
-        flags: options.mode,
-    };
-    if options.mode.is_ttl() {
-        let ttl = options
-            .ttl
-            .ok_or(Error::InvalidUse("a TTL mode needs with_ttl"))?;
-        return Ok(Request::CreateTtl(CreateTtlRequest {
-            path: base.path,
-            data: base.data,
-            acl: base.acl,
-            flags: base.flags,
-            ttl: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
-        }));
-    }
-    Ok(if options.mode.is_container() {
-        Request::CreateContainer(base)
-    } else {
-        Request::Create2(base)
-    })
-}
-
 fn unexpected<T>(r: Response) -> Result<T, Error> {
     Err(Error::Protocol(format!("unexpected response {r:?}")))
 }
@@ -556,7 +529,7 @@ impl Session for SimSession {
         options: &CreateOptions,
     ) -> Result<(String, Stat), Error> {
         validate(path, options.mode.is_sequential())?;
-        let req = create_request(path, data, options)?;
+        let req = options.request(path, Bytes::copy_from_slice(data))?;
         match self.call(req, None).0? {
             Response::Create2(r) => Ok((r.path, r.stat)),
             Response::Create(r) => Ok((r.path, Stat::default())),
@@ -668,47 +641,9 @@ impl Session for SimSession {
     fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, Error> {
         let mut mops = Vec::with_capacity(ops.len());
         for op in ops {
-            mops.push(match op {
-                Op::Create {
-                    path,
-                    data,
-                    options,
-                } => {
-                    validate(&path, options.mode.is_sequential())?;
-                    match create_request(&path, &data, &options)? {
-                        Request::CreateTtl(r) => MultiOp::CreateTtl(r),
-                        Request::CreateContainer(r) => MultiOp::CreateContainer(r),
-                        Request::Create2(r) => MultiOp::Create2(r),
-                        _ => return Err(Error::InvalidUse("unreachable")),
-                    }
-                }
-                Op::Delete { path, version } => {
-                    validate(&path, false)?;
-                    MultiOp::Delete(DeleteRequest {
-                        path,
-                        version: version.unwrap_or(-1),
-                    })
-                }
-                Op::SetData {
-                    path,
-                    data,
-                    version,
-                } => {
-                    validate(&path, false)?;
-                    MultiOp::SetData(SetDataRequest {
-                        path,
-                        data,
-                        version: version.unwrap_or(-1),
-                    })
-                }
-                Op::Check { path, version } => {
-                    validate(&path, false)?;
-                    MultiOp::Check(CheckVersionRequest {
-                        path,
-                        version: version.unwrap_or(-1),
-                    })
-                }
-            });
+            let (path, sequential) = op.path();
+            validate(path, sequential)?;
+            mops.push(op.into_multi_op()?);
         }
         let req = Request::Multi(MultiRequest { ops: mops });
         match self.call(req, None).0? {
@@ -727,20 +662,7 @@ impl Session for SimSession {
                 }
                 m.results
                     .into_iter()
-                    .map(|r| match r {
-                        MultiResult::Create(c) => Ok(OpResult::Create {
-                            path: c.path,
-                            stat: None,
-                        }),
-                        MultiResult::Create2(c) => Ok(OpResult::Create {
-                            path: c.path,
-                            stat: Some(c.stat),
-                        }),
-                        MultiResult::Delete => Ok(OpResult::Delete),
-                        MultiResult::SetData(s) => Ok(OpResult::SetData(s.stat)),
-                        MultiResult::Check => Ok(OpResult::Check),
-                        other => Err(Error::Protocol(format!("unexpected {other:?}"))),
-                    })
+                    .map(OpResult::from_multi_result)
                     .collect()
             }
             other => unexpected(other),
