@@ -1230,3 +1230,111 @@ fn ttl_and_container_nodes_are_reaped() {
     assert!(zk.exists("/ttl-kept").unwrap().is_some());
     zk.close().unwrap();
 }
+
+/// `Client::batch` sends its requests back to back: on an idle connection as one inline
+/// exchange (so the completions are done when it returns), in issue order, and the listing
+/// behind a create sees the created node.
+#[test]
+fn batch_sends_requests_back_to_back_in_order() {
+    let (zk, root) = setup("ops-batch");
+    let seq = opts(CreateMode::EphemeralSequential);
+    // idle connection: the whole batch runs on this thread, once
+    let mut inline = 0;
+    for _ in 0..20 {
+        let before = zk.inline_calls();
+        let (created, listed) = zk.batch(|c| {
+            (
+                c.create_async(&format!("{root}/n-"), &b"x"[..], &seq),
+                c.get_children_async(&root),
+            )
+        });
+        inline += zk.inline_calls() - before;
+        let (path, stat) = created.wait().unwrap();
+        assert!(stat.czxid > 0);
+        let name = path.rsplit('/').next().unwrap().to_owned();
+        assert!(listed.wait().unwrap().contains(&name), "{name} listed");
+        zk.delete(&path, None).unwrap();
+    }
+    // (a ping may hold the engine at one moment; all but that ran inline)
+    assert!(
+        (18..=20).contains(&inline),
+        "{inline} of 20 batches ran inline"
+    );
+
+    // order: a set, then reads of it, then a second set with the version the first made
+    let node = format!("{root}/v");
+    zk.create(&node, b"0", &CreateOptions::persistent())
+        .unwrap();
+    let (set1, get1, set2, get2) = zk.batch(|c| {
+        (
+            c.set_data_async(&node, &b"1"[..], Some(0)),
+            c.get_data_async(&node),
+            c.set_data_async(&node, &b"2"[..], Some(1)),
+            c.get_data_async(&node),
+        )
+    });
+    assert_eq!(set1.wait().unwrap().version, 1);
+    assert_eq!(&get1.wait().unwrap().0[..], b"1");
+    assert_eq!(set2.wait().unwrap().version, 2);
+    assert_eq!(&get2.wait().unwrap().0[..], b"2");
+
+    // a failing request in a batch fails alone; the others still run
+    let (bad, good) = zk.batch(|c| {
+        (
+            c.set_data_async(&node, &b"3"[..], Some(99)),
+            c.get_data_async(&node),
+        )
+    });
+    assert_eq!(bad.wait(), Err(Error::BadVersion));
+    assert_eq!(&good.wait().unwrap().0[..], b"2");
+    zk.delete_recursive(&root).unwrap();
+}
+
+/// Inside a batch, a blocking call or a wait on a batched completion first sends what was
+/// batched before it (neither may wait on a request that was never sent), and a batch on a
+/// busy connection goes through the driver.
+#[test]
+fn batch_sends_what_it_holds_before_anything_waits() {
+    let (zk, root) = setup("ops-batch-wait");
+    let node = format!("{root}/v");
+    zk.create(&node, b"0", &CreateOptions::persistent())
+        .unwrap();
+    let other = connect(&shared_server().addr);
+    let (seen, waited) = zk.batch(|c| {
+        let set = c.set_data_async(&node, &b"1"[..], None);
+        // blocking call of the same client: the set above must be on the wire before it
+        let (seen, _) = c.get_data(&node).unwrap();
+        let set2 = c.set_data_async(&node, &b"2"[..], None);
+        // waiting on a batched completion inside the batch must not hang
+        let waited = set2.wait().unwrap();
+        set.wait().unwrap();
+        // another client's calls are not collected by this batch
+        assert_eq!(&other.get_data(&node).unwrap().0[..], b"2");
+        (seen, waited)
+    });
+    assert_eq!(&seen[..], b"1");
+    assert_eq!(waited.version, 2);
+
+    // busy: many requests in flight, so the batch cannot run inline; still correct
+    let gets: Vec<_> = (0..500).map(|_| zk.get_data_async(&node)).collect();
+    let (set, get) = zk.batch(|c| {
+        (
+            c.set_data_async(&node, &b"3"[..], Some(2)),
+            c.get_data_async(&node),
+        )
+    });
+    for g in gets {
+        assert_eq!(&g.wait().unwrap().0[..], b"2");
+    }
+    assert_eq!(set.wait().unwrap().version, 3);
+    assert_eq!(&get.wait().unwrap().0[..], b"3");
+    // nested: the inner batch's requests join the outer one
+    let (a, b) = zk.batch(|c| {
+        let a = c.get_data_async(&node);
+        let b = c.batch(|c| c.exists_async(&node));
+        (a, b)
+    });
+    assert_eq!(&a.wait().unwrap().0[..], b"3");
+    assert_eq!(b.wait().unwrap().unwrap().version, 3);
+    zk.delete_recursive(&root).unwrap();
+}

@@ -551,22 +551,28 @@ impl<S: Session> Core<S> {
             return Ok(false);
         }
         'list: loop {
+            // A fresh create comes with the listing sent right behind it.
+            let mut listed = None;
             let (name, _) = match &attempt.node {
                 Some(n) => n.clone(),
                 None => {
-                    let n = self.create_node(attempt, deadline)?;
+                    let (n, children) = self.create_node(attempt, deadline)?;
                     attempt.node = Some(n.clone());
+                    listed = children;
                     n
                 }
             };
             let own = sequence_of(&name, &self.marker)
                 .ok_or_else(|| Error::Protocol(format!("lock node without a sequence: {name}")))?;
-            let children = match retry(&self.session, deadline, || {
-                self.session.get_children(&self.path)
-            }) {
-                Ok((c, _)) => c,
-                Err(Error::NoNode) => Vec::new(),
-                Err(e) => return Err(e),
+            let children = match listed {
+                Some(c) => c,
+                None => match retry(&self.session, deadline, || {
+                    self.session.get_children(&self.path)
+                }) {
+                    Ok((c, _)) => c,
+                    Err(Error::NoNode) => Vec::new(),
+                    Err(e) => return Err(e),
+                },
             };
             if !children.contains(&name) {
                 // Our node is gone: the session ended (its ephemerals went with it), or the
@@ -662,23 +668,32 @@ impl<S: Session> Core<S> {
                 .is_some_and(|min| self.exclude.iter().all(|e| min.contains(&e.as_str())))
     }
 
-    /// Create the contender node, recovering an ambiguous create by prefix and owner.
+    /// Create the contender node, recovering an ambiguous create by prefix and owner. A
+    /// fresh create also lists the lock's children, in the same round trip; `None` when
+    /// that listing failed or the node was recovered (the caller lists them itself).
+    #[allow(clippy::type_complexity)]
     fn create_node(
         &self,
         attempt: &mut Attempt,
         deadline: Option<Instant>,
-    ) -> Result<(String, Stat), Error> {
+    ) -> Result<((String, Stat), Option<Vec<String>>), Error> {
         let options = CreateOptions::new(CreateMode::EphemeralSequential);
         loop {
             if attempt.maybe_created {
                 match retry(&self.session, deadline, || self.find_own(&attempt.prefix))? {
-                    Some(found) => return Ok(found),
+                    Some(found) => return Ok((found, None)),
                     None => attempt.maybe_created = false,
                 }
             }
             let path = join(&self.path, &attempt.prefix);
-            match self.session.create(&path, &self.data, &options) {
-                Ok((created, stat)) => return Ok((base_name(&created).to_owned(), stat)),
+            match self
+                .session
+                .create_and_list(&path, &self.data, &options, &self.path)
+            {
+                Ok(((created, stat), listed)) => {
+                    let listed = listed.ok().map(|(children, _)| children);
+                    return Ok(((base_name(&created).to_owned(), stat), listed));
+                }
                 Err(Error::ConnectionLoss) => {
                     attempt.maybe_created = true;
                     wait_usable(&self.session, deadline)?;

@@ -41,6 +41,23 @@ pub trait Session: Clone + Send + Sync + 'static {
     fn get_children_watch(&self, path: &str) -> Result<(Vec<String>, Stat, Self::Watch), Error>;
     /// Run ops atomically.
     fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, Error>;
+    /// Create a node, then list `parent`'s children: `Err` is the create's error; after a
+    /// successful create, the listing's own outcome comes with the create's. The listing is
+    /// read after the create, so it includes the new node unless something deleted it since.
+    ///
+    /// The default runs the two calls one after the other; a real client sends the listing
+    /// right behind the create ([`Client::batch`]), one round trip for both.
+    #[allow(clippy::type_complexity)]
+    fn create_and_list(
+        &self,
+        path: &str,
+        data: &[u8],
+        options: &CreateOptions,
+        parent: &str,
+    ) -> Result<((String, Stat), Result<(Vec<String>, Stat), Error>), Error> {
+        let created = self.create(path, data, options)?;
+        Ok((created, self.get_children(parent)))
+    }
     /// Catch the connected server up with the leader.
     fn sync(&self, path: &str) -> Result<(), Error>;
 
@@ -167,6 +184,21 @@ impl Session for Client {
     }
     fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, Error> {
         Client::multi(self, ops)
+    }
+    fn create_and_list(
+        &self,
+        path: &str,
+        data: &[u8],
+        options: &CreateOptions,
+        parent: &str,
+    ) -> Result<((String, Stat), Result<(Vec<String>, Stat), Error>), Error> {
+        let (created, listed) = self.batch(|c| {
+            (
+                c.create_async(path, Bytes::copy_from_slice(data), options),
+                c.get_children_with_stat_async(parent),
+            )
+        });
+        Ok((created.wait()?, listed.wait()))
     }
     fn sync(&self, path: &str) -> Result<(), Error> {
         Client::sync(self, path)

@@ -1,6 +1,6 @@
 //! The thread-safe client handle.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -17,7 +17,7 @@ use zk_proto::{
 };
 
 use crate::completion::{Completion, Slot};
-use crate::driver::{Command, Driver, Engine, WAKER};
+use crate::driver::{Command, Driver, Engine, WAKER, fail_command};
 use crate::error::Error;
 use crate::session::{Config, Session, SessionState};
 use crate::watch::{OneshotWatch, PersistentWatch, StateWatch, WatchSink};
@@ -26,6 +26,30 @@ thread_local! {
     /// Set by [`Client::blocking`] while it builds its request: the next submission on this
     /// thread is held back in its completion instead of being queued for the driver.
     static HOLD_BACK: Cell<bool> = const { Cell::new(false) };
+    /// Set by [`Client::batch`]: the client whose requests this thread is collecting, and
+    /// those collected so far.
+    static BATCH: RefCell<Option<(Arc<Shared>, Vec<Command>)>> = const { RefCell::new(None) };
+}
+
+/// Send what this thread's open [`Client::batch`] has collected so far (the batch stays
+/// open); called before a thread blocks on a completion.
+pub(crate) fn flush_open_batch() {
+    let open = BATCH.with(|b| match &mut *b.borrow_mut() {
+        Some((s, cmds)) if !cmds.is_empty() => Some((s.clone(), std::mem::take(cmds))),
+        _ => None,
+    });
+    if let Some((shared, cmds)) = open {
+        shared.push_all(cmds);
+    }
+}
+
+/// Take what this thread has batched for `shared` so far (empty when it batches nothing,
+/// or for another client).
+fn take_batched(shared: &Shared) -> Vec<Command> {
+    BATCH.with(|b| match &mut *b.borrow_mut() {
+        Some((s, cmds)) if std::ptr::eq(Arc::as_ptr(s), shared) => std::mem::take(cmds),
+        _ => Vec::new(),
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,6 +104,11 @@ impl Shared {
     /// Queue a command for the driver; once the session is over, the error that ended it
     /// (the command is dropped: its caller reports the error).
     pub(crate) fn push(&self, cmd: Command) -> Result<(), Error> {
+        // Whatever this thread has batched for this client was issued first: it goes first.
+        let batched = take_batched(self);
+        if !batched.is_empty() {
+            self.push_all(batched);
+        }
         {
             let mut q = lock(&self.queue);
             if let Some(err) = &q.closed {
@@ -93,6 +122,36 @@ impl Shared {
             let _ = self.waker.wake();
         }
         Ok(())
+    }
+
+    /// Queue several commands in order, waking the driver at most once. Once the session is
+    /// over, each fails with the error that ended it.
+    fn push_all(&self, cmds: Vec<Command>) {
+        {
+            let mut q = lock(&self.queue);
+            if let Some(err) = q.closed.clone() {
+                drop(q);
+                for cmd in cmds {
+                    fail_command(cmd, &err);
+                }
+                return;
+            }
+            q.cmds.extend(cmds);
+        }
+        if self.needs_wake.swap(false, Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Send what a [`Client::batch`] collected: on the caller's thread when the connection
+    /// is idle, else through the driver.
+    fn send_batch(&self, cmds: Vec<Command>) {
+        if cmds.is_empty() {
+            return;
+        }
+        if let Err(cmds) = self.run_inline_batch(cmds) {
+            self.push_all(cmds);
+        }
     }
 
     pub(crate) fn lock_engine(&self) -> MutexGuard<'_, Engine> {
@@ -691,12 +750,82 @@ impl Client {
             unrooted,
         };
         if HOLD_BACK.with(|h| h.replace(false)) {
+            // A blocking call: requests batched before it on this thread go first.
+            let batched = take_batched(self.shared());
+            if !batched.is_empty() {
+                self.shared().push_all(batched);
+            }
             return Completion::unsent(slot, Box::new(map), self.shared().clone(), cmd);
         }
+        let cmd = BATCH.with(|b| match &mut *b.borrow_mut() {
+            Some((s, cmds)) if Arc::ptr_eq(s, self.shared()) => {
+                cmds.push(cmd);
+                None
+            }
+            _ => Some(cmd),
+        });
+        let Some(cmd) = cmd else {
+            return Completion::new(slot, Box::new(map));
+        };
         match self.shared().push(cmd) {
             Ok(()) => Completion::new(slot, Box::new(map)),
             Err(err) => Completion::failed(err),
         }
+    }
+
+    /// Send the requests that `calls` issues through this client's non-blocking (`_async`)
+    /// methods back to back, as one exchange with the server: they cost one round trip
+    /// instead of one each. Returns what `calls` returns (typically the completions); when
+    /// the connection is idle, the requests are written and their replies read on this
+    /// thread before `batch` returns, so waiting on the completions then costs nothing.
+    ///
+    /// Order is kept: the server runs the requests in the order issued, after everything
+    /// issued before the batch. A blocking call inside `calls`, or waiting there on a
+    /// completion, first sends what was batched so far (so it cannot wait on a request that
+    /// was never sent). A nested `batch` of the same client adds to the open one; requests to
+    /// other clients inside `calls` are not batched (they are sent as usual).
+    ///
+    /// ```no_run
+    /// # fn demo(client: zk_session::Client) -> Result<(), zk_session::Error> {
+    /// use zk_session::{CreateMode, CreateOptions};
+    /// let opts = CreateOptions::new(CreateMode::EphemeralSequential);
+    /// let (created, listed) = client.batch(|c| {
+    ///     (c.create_async("/lock/n-", &b""[..], &opts), c.get_children_async("/lock"))
+    /// });
+    /// let (name, _) = created.wait()?;
+    /// let children = listed.wait()?; // includes `name`
+    /// # let _ = (name, children); Ok(()) }
+    /// ```
+    pub fn batch<T>(&self, calls: impl FnOnce(&Client) -> T) -> T {
+        /// Ends the batch, also when `calls` panics: nothing collected is lost.
+        struct Open {
+            shared: Arc<Shared>,
+        }
+        impl Drop for Open {
+            fn drop(&mut self) {
+                let batch = BATCH.with(|b| b.borrow_mut().take());
+                if let Some((_, cmds)) = batch {
+                    self.shared.send_batch(cmds);
+                }
+            }
+        }
+        let opened = BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.is_some() {
+                return false;
+            }
+            *b = Some((self.shared().clone(), Vec::new()));
+            true
+        });
+        if !opened {
+            return calls(self);
+        }
+        let open = Open {
+            shared: self.shared().clone(),
+        };
+        let out = calls(self);
+        drop(open);
+        out
     }
 
     /// Run a blocking call: `op` builds its one request, which is held back from the driver

@@ -84,6 +84,9 @@ impl Slot {
 
     /// Block until completed or `deadline` passes.
     fn wait(&self, deadline: Option<Instant>) -> Option<Result<Response, Error>> {
+        // Waiting inside a `Client::batch`: what it collected must go out first, or this
+        // operation (if it is one of them) would never be sent.
+        crate::client::flush_open_batch();
         loop {
             {
                 let mut s = self.lock();
@@ -245,6 +248,8 @@ impl<T> Future for Completion<T> {
                 Some(r) => r,
                 None => {
                     s.waker = Some(cx.waker().clone());
+                    drop(s);
+                    crate::client::flush_open_batch();
                     return Poll::Pending;
                 }
             }

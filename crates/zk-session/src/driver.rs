@@ -242,29 +242,42 @@ impl Shared {
     /// left is handed back to the driver. Gives the command back, untouched, when the path is
     /// not open.
     pub(crate) fn run_inline(&self, cmd: Command) -> Option<Command> {
-        let Command::Submit {
-            request,
-            slot,
-            watch,
-            unrooted,
-        } = cmd
-        else {
-            return Some(cmd);
-        };
+        match self.run_inline_batch(vec![cmd]) {
+            Ok(()) => None,
+            Err(mut cmds) => cmds.pop(),
+        }
+    }
+
+    /// [`Shared::run_inline`] for requests sent back to back ([`crate::Client::batch`]): all
+    /// are written at once, and the caller reads until the last reply is in (replies come in
+    /// order). Only `Submit` commands qualify; gives the commands back, untouched, when the
+    /// path is not open.
+    pub(crate) fn run_inline_batch(&self, cmds: Vec<Command>) -> Result<(), Vec<Command>> {
+        if cmds.is_empty() || !cmds.iter().all(|c| matches!(c, Command::Submit { .. })) {
+            return Err(cmds);
+        }
         let mut e = match self.engine.try_lock() {
             Ok(e) if e.can_run_inline() && !self.has_commands() => e,
-            _ => {
-                return Some(Command::Submit {
-                    request,
-                    slot,
-                    watch,
-                    unrooted,
-                });
-            }
+            _ => return Err(cmds),
         };
         self.inline_runs.fetch_add(1, Ordering::Relaxed);
-        e.inline(self, request, &slot, watch, unrooted);
-        let driver_needed = !slot.is_done()
+        let mut last = None;
+        let mut submits = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            if let Command::Submit {
+                request,
+                slot,
+                watch,
+                unrooted,
+            } = cmd
+            {
+                last = Some(slot.clone());
+                submits.push((request, slot, watch, unrooted));
+            }
+        }
+        let Some(last) = last else { return Ok(()) };
+        e.inline(self, submits, &last);
+        let driver_needed = !last.is_done()
             || match (e.core.poll_timeout(), e.planned_wake) {
                 (Some((at, _)), Some(planned)) => at < planned,
                 (Some(_), None) => true,
@@ -274,7 +287,7 @@ impl Shared {
         if driver_needed {
             let _ = self.waker.wake();
         }
-        None
+        Ok(())
     }
 }
 
@@ -295,22 +308,30 @@ impl Engine {
     fn inline(
         &mut self,
         shared: &Shared,
-        request: Request,
+        submits: Vec<(Request, Arc<Slot>, Option<WatchSink>, bool)>,
         slot: &Arc<Slot>,
-        watch: Option<WatchSink>,
-        unrooted: bool,
     ) {
         let Some(mut conn) = self.conn.take() else {
+            // Unreachable after `can_run_inline`; keep the requests anyway.
+            let now = Instant::now();
+            for (request, slot, watch, unrooted) in submits {
+                self.submit(now, request, slot, watch, unrooted);
+            }
             return;
         };
         let id = conn.id;
+        let now = Instant::now();
         if self.registry.deregister(&mut conn.stream).is_err() {
             self.conn = Some(conn);
+            for (request, slot, watch, unrooted) in submits {
+                self.submit(now, request, slot, watch, unrooted);
+            }
             return;
         }
-        let now = Instant::now();
         let deadline = now + INLINE_BUDGET;
-        self.submit(now, request, slot.clone(), watch, unrooted);
+        for (request, slot, watch, unrooted) in submits {
+            self.submit(now, request, slot, watch, unrooted);
+        }
         // Write the request (a full send buffer leaves the rest to the driver).
         let written = write_pending(&mut self.core, &mut conn.stream, now);
         let mut lost = written == Written::Lost;
@@ -730,7 +751,7 @@ impl Engine {
     }
 }
 
-fn fail_command(cmd: Command, err: &Error) {
+pub(crate) fn fail_command(cmd: Command, err: &Error) {
     match cmd {
         Command::Submit { slot, .. } | Command::AddAuth { slot, .. } => {
             slot.complete(Err(err.clone()))
