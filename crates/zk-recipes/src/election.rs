@@ -248,22 +248,28 @@ impl<S: Session> Election<S> {
             if deadline.is_some_and(|d| self.session.now() >= d) {
                 return Err(Error::Timeout);
             }
+            // A fresh create comes with the listing sent right behind it.
+            let mut listed = None;
             let own = match node {
                 Some(n) => n.clone(),
                 None => {
-                    let n = self.create_node(deadline)?;
+                    let (n, children) = self.create_node(deadline)?;
                     *node = Some(n.clone());
+                    listed = children;
                     n
                 }
             };
-            let children = match self.session.get_children(&self.path) {
-                Ok((c, _)) => c,
-                Err(e) => {
-                    if !backoff.wait(&self.session, &e, deadline)? {
-                        return Err(Error::Timeout);
+            let children = match listed {
+                Some(c) => c,
+                None => match self.session.get_children(&self.path) {
+                    Ok((c, _)) => c,
+                    Err(e) => {
+                        if !backoff.wait(&self.session, &e, deadline)? {
+                            return Err(Error::Timeout);
+                        }
+                        continue;
                     }
-                    continue;
-                }
+                },
             };
             let contenders = self.order(children);
             let Some(at) = contenders.iter().position(|(_, n)| *n == own) else {
@@ -326,9 +332,14 @@ impl<S: Session> Election<S> {
     }
 
     /// Create our contender node; after an ambiguous create, adopt the node only if it
-    /// carries our prefix and this session owns it. Returns the node's name. On an error
-    /// after an ambiguous create, a node of ours that did get created is deleted.
-    fn create_node(&self, deadline: Option<Instant>) -> Result<String, Error> {
+    /// carries our prefix and this session owns it. Returns the node's name, and after a
+    /// fresh create the election's children, listed in the same round trip (`None` when
+    /// that listing failed or the node was adopted). On an error after an ambiguous create,
+    /// a node of ours that did get created is deleted.
+    fn create_node(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(String, Option<Vec<String>>), Error> {
         let mut ambiguous = false;
         let result = self.create_node_inner(deadline, &mut ambiguous);
         if result.is_err() && ambiguous {
@@ -344,7 +355,7 @@ impl<S: Session> Election<S> {
         &self,
         deadline: Option<Instant>,
         ambiguous: &mut bool,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, Option<Vec<String>>), Error> {
         let options = CreateOptions::new(CreateMode::EphemeralSequential);
         let create_path = join(&self.path, &self.prefix);
         let mut backoff = Backoff::new();
@@ -353,22 +364,25 @@ impl<S: Session> Election<S> {
                 match retrying(&self.session, deadline, || self.find_own()) {
                     Ok(Some(name)) => {
                         *ambiguous = false;
-                        return Ok(name);
+                        return Ok((name, None));
                     }
                     Ok(None) => *ambiguous = false,
                     Err(e) if e.is_retryable() => return Err(Error::Timeout),
                     Err(e) => return Err(e),
                 }
             }
-            let err = match self
-                .session
-                .create(&create_path, self.identifier.as_bytes(), &options)
-            {
-                Ok((path, _)) => {
-                    return Ok(path
+            let err = match self.session.create_and_list(
+                &create_path,
+                self.identifier.as_bytes(),
+                &options,
+                &self.path,
+            ) {
+                Ok(((path, _), listed)) => {
+                    let name = path
                         .rsplit_once('/')
                         .map_or(path.as_str(), |(_, name)| name)
-                        .to_owned());
+                        .to_owned();
+                    return Ok((name, listed.ok().map(|(children, _)| children)));
                 }
                 Err(Error::NoNode) => match self.session.ensure_path(&self.path) {
                     Ok(()) => continue,
