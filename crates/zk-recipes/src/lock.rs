@@ -35,8 +35,9 @@
 //!   knows nothing that excludes it is left below and takes the lock without listing again
 //!   (when the predecessor's kind excludes at least what the waiter excludes). A deletion
 //!   without the marker (an abandoned attempt, an expired session, a kazoo contender) makes
-//!   the waiter list the children as kazoo does. Per contended acquisition: one create, one
-//!   getChildren, one getData watch and the wait; release is that one multi. (So the data of
+//!   the waiter list the children as kazoo does. Per contended acquisition: one create and one
+//!   getChildren sent back to back ([`Session::create_and_list`], one round trip), one
+//!   getData watch and the wait; release is that one multi. (So the data of
 //!   a contender node is the recipe's: changing it by hand reads as a release.)
 //! - A non-blocking attempt ([`Lock::try_acquire`]) on a held lock lists the children and
 //!   returns without creating (and deleting) a node.
