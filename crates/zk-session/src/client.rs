@@ -782,8 +782,9 @@ impl Client {
     /// Order is kept: the server runs the requests in the order issued, after everything
     /// issued before the batch. A blocking call inside `calls`, or waiting there on a
     /// completion, first sends what was batched so far (so it cannot wait on a request that
-    /// was never sent). A nested `batch` of the same client adds to the open one; requests to
-    /// other clients inside `calls` are not batched (they are sent as usual).
+    /// was never sent). A nested `batch` of the same client adds to the open one. Requests to
+    /// other clients inside `calls` are not batched, nor is a `batch` of another client
+    /// opened there: they are sent as usual.
     ///
     /// ```no_run
     /// # fn demo(client: zk_session::Client) -> Result<(), zk_session::Error> {

@@ -629,15 +629,33 @@ impl Engine {
     /// the poll's readiness is edge-triggered, but new data raises a new edge, and a
     /// readiness left over from what this read took costs one empty read later.
     fn read_gathered(&mut self, now: Instant) -> bool {
+        match &self.conn {
+            Some(conn) if conn.established => {
+                let id = conn.id;
+                self.read_conn(now, id, true)
+            }
+            _ => false,
+        }
+    }
+
+    /// Read the connection until the socket is drained (`WouldBlock`), as the edge-triggered
+    /// poll requires.
+    fn read_all(&mut self, now: Instant, id: ConnId) {
+        self.read_conn(now, id, false);
+    }
+
+    /// Read connection `id` and feed the core until `WouldBlock`, or with `stop_short` until
+    /// the first read that does not fill the buffer. Whether anything happened (bytes, or
+    /// the connection's end).
+    fn read_conn(&mut self, now: Instant, id: ConnId, stop_short: bool) -> bool {
         let mut got = false;
         loop {
             let Some(conn) = &mut self.conn else {
                 return got;
             };
-            if !conn.established {
+            if conn.id != id {
                 return got;
             }
-            let id = conn.id;
             match conn.stream.read(&mut self.readbuf) {
                 Ok(0) => {
                     debug!("server closed the connection");
@@ -647,7 +665,7 @@ impl Engine {
                 Ok(n) => {
                     got = true;
                     self.core.handle_bytes(now, id, &self.readbuf[..n]);
-                    if n < self.readbuf.len() {
+                    if stop_short && n < self.readbuf.len() {
                         return true;
                     }
                 }
@@ -657,37 +675,6 @@ impl Engine {
                     debug!(error = %e, "read failed");
                     self.core.handle_disconnected(now, id);
                     return true;
-                }
-            }
-        }
-    }
-
-    fn read_all(&mut self, now: Instant, id: ConnId) {
-        loop {
-            let Some(conn) = &mut self.conn else { return };
-            if conn.id != id {
-                return;
-            }
-            match conn.stream.read(&mut self.readbuf) {
-                Ok(0) => {
-                    debug!("server closed the connection");
-                    self.core.handle_disconnected(now, id);
-                    return;
-                }
-                Ok(n) => {
-                    self.core.handle_bytes(now, id, &self.readbuf[..n]);
-                    if n < self.readbuf.len() {
-                        // Most likely drained; an edge-triggered poll re-arms on new data,
-                        // but read once more to be sure and to hit WouldBlock.
-                        continue;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!(error = %e, "read failed");
-                    self.core.handle_disconnected(now, id);
-                    return;
                 }
             }
         }
