@@ -666,3 +666,32 @@ fn foreign_children_are_not_contenders() {
     assert_eq!(lock.contenders().unwrap(), ["x"]);
     g.release().unwrap();
 }
+
+/// The real client's `Session::create_and_list` (the lock's first step) sends the listing
+/// behind the create: one inline exchange on an idle connection, the new node listed; a
+/// failed create is the call's error.
+#[test]
+fn create_and_list_is_one_exchange_on_the_real_client() {
+    use zk_recipes::Session;
+    let zk = connect();
+    let path = unique_path("create-and-list");
+    zk.create(&path, b"", &CreateOptions::persistent()).unwrap();
+    let opts = CreateOptions::new(CreateMode::EphemeralSequential);
+    let before = zk.inline_calls();
+    let ((created, stat), listed) =
+        Session::create_and_list(&zk, &format!("{path}/n-"), b"me", &opts, &path).unwrap();
+    let inline = zk.inline_calls() - before;
+    // one exchange (a ping holding the engine at that moment would make it zero)
+    assert!(inline <= 1, "{inline} inline runs for one batch");
+    assert_eq!(stat.ephemeral_owner, zk.session_id());
+    let (kids, parent) = listed.unwrap();
+    assert_eq!(kids, vec![created.rsplit('/').next().unwrap().to_owned()]);
+    assert_eq!(parent.num_children, 1);
+    // a create under a missing parent fails, and that is the call's error
+    let missing = format!("{path}/none/n-");
+    assert_eq!(
+        Session::create_and_list(&zk, &missing, b"", &opts, &format!("{path}/none")).err(),
+        Some(Error::NoNode)
+    );
+    zk.delete_recursive(&path).unwrap();
+}
