@@ -3,12 +3,12 @@
 //! the same paths of the shared server.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // test infrastructure
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::shared_server;
+use crate::{line_channel, shared_server};
 
 /// What [`Kazoo::session`] runs before its body: `zk` started on the shared server, `path`
 /// from the arguments, and small helpers: `out(*a)` prints a line at once, `wait_cmd()` reads
@@ -74,15 +74,7 @@ impl Kazoo {
             .expect("run /usr/bin/python3 with kazoo (Debian's python3-kazoo)");
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(stdout);
         Kazoo {
             child,
             stdin,

@@ -27,6 +27,22 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The lines `reader` yields (a child's stdout), read on a thread of their own so that a test
+/// can wait for the next one with a timeout. The channel ends when the reader does.
+pub fn line_channel(reader: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// Timeout used by [`four_letter`] for connecting, writing and each read.
 pub const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -14,16 +14,16 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use zk_integration_tests::kazoo::Kazoo;
-use zk_integration_tests::{DedicatedServer, shared_server, unique_path};
+use zk_integration_tests::{DedicatedServer, line_channel, shared_server, unique_path};
 use zk_session::{Acl, Client, CreateMode, CreateOptions};
 
 // ---------------------------------------------------------------------------------------------
@@ -215,15 +215,7 @@ impl Bg {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let stderr = collect(child.stderr.take().unwrap());
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(stdout);
         Bg {
             child,
             lines,

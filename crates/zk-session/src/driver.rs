@@ -269,21 +269,20 @@ impl Shared {
             _ => return Err(cmds),
         };
         self.inline_runs.fetch_add(1, Ordering::Relaxed);
-        let mut last = None;
-        let mut submits = Vec::with_capacity(cmds.len());
-        for cmd in cmds {
-            if let Command::Submit {
-                request,
-                slot,
-                watch,
-                unrooted,
-            } = cmd
-            {
-                last = Some(slot.clone());
-                submits.push((request, slot, watch, unrooted));
-            }
-        }
-        let Some(last) = last else { return Ok(()) };
+        let submits: Vec<_> = cmds
+            .into_iter()
+            .filter_map(|cmd| match cmd {
+                Command::Submit {
+                    request,
+                    slot,
+                    watch,
+                    unrooted,
+                } => Some((request, slot, watch, unrooted)),
+                _ => None, // excluded above
+            })
+            .collect();
+        // Replies come in order: the last one in means all are.
+        let last = submits[submits.len() - 1].1.clone();
         e.inline(self, submits, &last);
         let driver_needed = !last.is_done()
             || match (e.core.poll_timeout(), e.planned_wake) {

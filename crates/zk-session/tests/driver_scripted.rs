@@ -35,6 +35,20 @@ impl Peer {
     }
 }
 
+/// A successful getData reply to `xid` carrying `data`, appended to `out`.
+fn encode_get_data_reply(xid: i32, data: &'static [u8], out: &mut BytesMut) {
+    let header = ReplyHeader {
+        xid,
+        zxid: 5,
+        err: ErrorCode::Ok,
+    };
+    let body = Response::GetData(GetDataResponse {
+        data: Bytes::from_static(data),
+        stat: Stat::default(),
+    });
+    Response::encode_frame(&header, Some(&body), out);
+}
+
 #[test]
 fn a_notification_in_the_same_read_as_its_watch_reply_is_delivered() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -65,16 +79,7 @@ fn a_notification_in_the_same_read_as_its_watch_reply_is_delivered() {
             match req {
                 Request::GetData(g) => {
                     assert!(g.watch);
-                    let header = ReplyHeader {
-                        xid: h.xid,
-                        zxid: 5,
-                        err: ErrorCode::Ok,
-                    };
-                    let body = Response::GetData(GetDataResponse {
-                        data: Bytes::from_static(b"v1"),
-                        stat: Stat::default(),
-                    });
-                    Response::encode_frame(&header, Some(&body), &mut out);
+                    encode_get_data_reply(h.xid, b"v1", &mut out);
                     // The change lands right behind the reply: both in one write.
                     Reply::encode_notification(
                         -1,
@@ -167,16 +172,7 @@ fn a_watch_lost_with_a_replaced_session_is_reported_to_its_handle() {
             let (h, req) = Request::decode_frame(&f).unwrap();
             assert!(matches!(req, Request::GetData(ref g) if g.watch));
             let mut out = BytesMut::new();
-            let header = ReplyHeader {
-                xid: h.xid,
-                zxid: 5,
-                err: ErrorCode::Ok,
-            };
-            let body = Response::GetData(GetDataResponse {
-                data: Bytes::from_static(b"ro"),
-                stat: Stat::default(),
-            });
-            Response::encode_frame(&header, Some(&body), &mut out);
+            encode_get_data_reply(h.xid, b"ro", &mut out);
             peer.stream.write_all(&out).unwrap();
         }
     });
