@@ -295,3 +295,95 @@ fn watches_end_with_the_session() {
     assert_eq!(states.next_timeout(WAIT), None, "the client is gone");
     connect().delete(&root, None).unwrap();
 }
+
+/// A thread waiting for its watch event on an idle connection reads the socket itself, so
+/// the event needs no hand-off from the driver thread; and the blocking call it makes right
+/// after the event runs on its own thread too, whether the event came that way or (after a
+/// longer wait) through the driver. (A lock waiter's turn is exactly this: event, then
+/// its next request.)
+#[test]
+fn a_waiter_reads_its_event_itself_and_its_next_call_runs_inline() {
+    const ROUNDS: usize = 40;
+    let (zk, other, root) = setup("watch-inline");
+    let p = format!("{root}/n");
+    zk.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    // `delay`: how long the other client waits before it changes the node (the waiter is
+    // then inside its wait); a change after the waiter's short inline wait comes through the
+    // driver.
+    let round = |delay: Duration| -> (u64, u64) {
+        let (events0, calls0) = (zk.inline_events(), zk.inline_calls());
+        for i in 0..ROUNDS {
+            let (_, _, w) = zk.get_data_watch(&p).unwrap();
+            let changer = {
+                let (other, p) = (other.clone(), p.clone());
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    other.set_data(&p, format!("{i}").as_bytes(), None).unwrap();
+                })
+            };
+            assert_eq!(
+                w.wait_timeout(WAIT).unwrap(),
+                ev(EventType::NodeDataChanged, &p)
+            );
+            let before = zk.inline_calls();
+            assert_eq!(&zk.get_data(&p).unwrap().0[..], format!("{i}").as_bytes());
+            assert_eq!(
+                zk.inline_calls(),
+                before + 1,
+                "round {i}: the call after the event"
+            );
+            changer.join().unwrap();
+        }
+        (zk.inline_events() - events0, zk.inline_calls() - calls0)
+    };
+    // Quick changes: the waiter reads (nearly) every event itself. Timing decides the odd
+    // one (a loaded machine may start the change late), hence the margin.
+    let (events, calls) = round(Duration::from_millis(2));
+    assert!(
+        events >= ROUNDS as u64 / 2,
+        "{events} of {ROUNDS} events read inline"
+    );
+    assert!(calls >= 2 * ROUNDS as u64 - 2, "{calls} inline calls");
+    // Slow changes: the events come through the driver thread; the next call still finds
+    // the engine free (the driver wakes the waiter only after it lets go).
+    let (events, _) = round(Duration::from_millis(60));
+    assert!(
+        events <= ROUNDS as u64 / 2,
+        "{events} of {ROUNDS} slow events read inline"
+    );
+    zk.delete_recursive(&root).unwrap();
+}
+
+/// While one thread waits for an event (reading the socket itself at first), other
+/// threads' calls on the same client go through: the waiter lets go of the connection
+/// once another thread has queued a request. The event still reaches the waiter.
+#[test]
+fn a_waiting_thread_does_not_hold_up_other_threads_calls() {
+    let (zk, other, root) = setup("watch-inline-others");
+    let p = format!("{root}/n");
+    zk.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    for round in 0..5 {
+        let (_, _, w) = zk.get_data_watch(&p).unwrap();
+        let waiter = std::thread::spawn(move || w.wait_timeout(Duration::from_secs(30)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = {
+            let (zk, p) = (zk.clone(), p.clone());
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    zk.get_data(&p).unwrap();
+                }
+                tx.send(()).unwrap();
+            })
+        };
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the other thread's calls completed while the waiter waited");
+        worker.join().unwrap();
+        assert!(!waiter.is_finished(), "round {round}: nothing changed yet");
+        other.set_data(&p, b"x", None).unwrap();
+        assert_eq!(
+            waiter.join().unwrap().unwrap(),
+            ev(EventType::NodeDataChanged, &p)
+        );
+    }
+    zk.delete_recursive(&root).unwrap();
+}

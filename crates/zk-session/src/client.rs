@@ -86,6 +86,11 @@ pub(crate) struct Shared {
     pub(crate) in_flight: AtomicUsize,
     /// Requests run on their caller's thread ([`Shared::run_inline`]).
     pub(crate) inline_runs: AtomicU64,
+    /// Watch events read by the thread that waited for them ([`Shared::run_inline_wait`]).
+    pub(crate) inline_events: AtomicU64,
+    /// Set while a caller's thread holds the engine for an inline run (which may last as
+    /// long as the server takes to reply), so that others do not wait for the engine.
+    pub(crate) inline_active: AtomicBool,
     pub(crate) waker: mio::Waker,
     info: Mutex<Info>,
     info_changed: Condvar,
@@ -319,6 +324,8 @@ impl ClientBuilder {
             needs_wake: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             inline_runs: AtomicU64::new(0),
+            inline_events: AtomicU64::new(0),
+            inline_active: AtomicBool::new(false),
             waker,
             info: Mutex::new(Info {
                 state: SessionState::Connecting,
@@ -668,6 +675,13 @@ impl Client {
     /// diagnostics.
     pub fn inline_calls(&self) -> u64 {
         self.shared().inline_runs.load(Ordering::Relaxed)
+    }
+
+    /// How many watch events so far were read from the socket by the very thread waiting
+    /// for them (an idle connection's waiter reads it itself for a short while), rather
+    /// than handed over by the driver thread. For tests and diagnostics.
+    pub fn inline_events(&self) -> u64 {
+        self.shared().inline_events.load(Ordering::Relaxed)
     }
 
     fn shared(&self) -> &Arc<Shared> {

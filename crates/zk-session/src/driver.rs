@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -53,6 +53,14 @@ const INLINE_BUDGET: Duration = Duration::from_millis(250);
 /// to the second; after each, it hands back at once if another thread has queued a request,
 /// so that one slow call delays other threads' requests by at most the largest slice.
 const INLINE_SLICES: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(8));
+/// How long a thread waiting for a watch event may read the idle connection itself before it
+/// leaves the reading to the driver. Its reads time out after the first of
+/// [`INLINE_SLICES`], always: a wait may be long, so other threads' requests must not wait
+/// behind it for more than that.
+const INLINE_WAIT_BUDGET: Duration = Duration::from_millis(20);
+/// How long a caller about to run inline waits for a driver turn in progress to end before
+/// it hands its request to the driver instead.
+const INLINE_ENTRY_SPIN: Duration = Duration::from_micros(200);
 
 /// What user threads ask of the driver.
 pub(crate) enum Command {
@@ -163,20 +171,37 @@ impl Driver {
     }
 
     /// Run until the session is over (expired, auth failed or closed).
+    ///
+    /// One turn: lock the engine once, handle what the poll reported, the queued commands
+    /// and the core's timers, drain the core's outputs, unlock, and only then wake the
+    /// threads whose operations completed (a woken thread finds the engine free, so its next
+    /// blocking call can take the inline path at once).
     pub(crate) fn run(mut self) {
         let span = tracing::debug_span!("zk_driver");
         let _guard = span.enter();
         let shared = self.shared.clone();
         let mut events = Events::with_capacity(64);
+        let mut ready: Vec<(Token, bool, bool)> = Vec::new();
         loop {
-            let (mut timeout, in_flight) = {
+            let (mut timeout, in_flight, wakeups) = {
                 let mut e = shared.lock_engine();
                 let now = Instant::now();
+                for (token, readable, writable) in ready.drain(..) {
+                    match token {
+                        CONN => e.on_conn_event(now, readable, writable),
+                        PROBE => e.on_probe_event(now),
+                        _ => {}
+                    }
+                }
+                e.check_probe_deadline(now);
                 e.drain_commands(&shared, now);
                 e.core.handle_timeout(now);
                 e.process_outputs(&shared, now);
                 if e.core.state().is_terminal() {
                     e.shutdown(&shared);
+                    let mut wakeups = std::mem::take(&mut e.wakeups);
+                    drop(e);
+                    wakeups.wake_all();
                     break;
                 }
                 let now = Instant::now();
@@ -197,8 +222,10 @@ impl Driver {
                 };
                 shared.in_flight.store(in_flight, Ordering::SeqCst);
                 shared.needs_wake.store(true, Ordering::SeqCst);
-                (timeout, in_flight)
+                (timeout, in_flight, std::mem::take(&mut e.wakeups))
             };
+            let mut wakeups = wakeups;
+            wakeups.wake_all();
             if shared.has_commands() {
                 timeout = Some(Duration::ZERO);
             } else if in_flight >= COALESCE_IN_FLIGHT {
@@ -209,9 +236,7 @@ impl Driver {
                 // Then read them at once: asking the poll first would only say what the read
                 // finds out, one syscall later. Nothing there: wait in the poll as usual.
                 let mut e = shared.lock_engine();
-                let now = Instant::now();
-                if e.read_gathered(now) {
-                    e.check_probe_deadline(now);
+                if e.read_gathered(Instant::now()) {
                     continue;
                 }
             }
@@ -221,16 +246,11 @@ impl Driver {
                 }
             }
             shared.needs_wake.store(false, Ordering::SeqCst);
-            let mut e = shared.lock_engine();
-            let now = Instant::now();
-            for ev in events.iter() {
-                match ev.token() {
-                    CONN => e.on_conn_event(now, ev.is_readable(), ev.is_writable()),
-                    PROBE => e.on_probe_event(now),
-                    _ => {}
-                }
-            }
-            e.check_probe_deadline(now);
+            ready.extend(
+                events
+                    .iter()
+                    .map(|ev| (ev.token(), ev.is_readable(), ev.is_writable())),
+            );
         }
     }
 }
@@ -264,9 +284,8 @@ impl Shared {
         if cmds.is_empty() || !cmds.iter().all(|c| matches!(c, Command::Submit { .. })) {
             return Err(cmds);
         }
-        let mut e = match self.engine.try_lock() {
-            Ok(e) if e.can_run_inline() && !self.has_commands() => e,
-            _ => return Err(cmds),
+        let Some(mut e) = self.engine_for_inline() else {
+            return Err(cmds);
         };
         self.inline_runs.fetch_add(1, Ordering::Relaxed);
         let submits: Vec<_> = cmds
@@ -283,18 +302,86 @@ impl Shared {
             .collect();
         // Replies come in order: the last one in means all are.
         let last = submits[submits.len() - 1].1.clone();
-        e.inline(self, submits, &last);
-        let driver_needed = !last.is_done()
+        e.inline(
+            self,
+            submits,
+            &|| last.is_done(),
+            INLINE_BUDGET,
+            INLINE_SLICES.1,
+        );
+        self.hand_back(e, last.is_done());
+        Ok(())
+    }
+
+    /// Wait on the caller's own thread for `done` (its watch event) while the connection is
+    /// idle, as [`Shared::run_inline`] waits for a reply: the event then needs no hand-off
+    /// from the driver thread, which matters when the event starts the caller's next request
+    /// (a lock waiter's turn). Reads for at most `budget` (capped by [`INLINE_WAIT_BUDGET`])
+    /// in slices of the shortest read timeout, handing the socket back as soon as another
+    /// thread queues a request; whether it ran.
+    pub(crate) fn run_inline_wait(&self, done: &dyn Fn() -> bool, budget: Duration) -> bool {
+        let Some(mut e) = self.engine_for_inline() else {
+            return false;
+        };
+        e.inline(
+            self,
+            Vec::new(),
+            done,
+            budget.min(INLINE_WAIT_BUDGET),
+            INLINE_SLICES.0,
+        );
+        let finished = done();
+        self.hand_back(e, finished);
+        true
+    }
+
+    /// The engine, locked for an inline run, if the path is open: the connection is idle
+    /// and nothing is queued. A driver turn in progress is waited out (it is short, and
+    /// the thread it just woke is typically the one asking); another thread's inline run
+    /// is not (it may wait on the server for long), nor is a turn that takes longer than
+    /// [`INLINE_ENTRY_SPIN`].
+    fn engine_for_inline(&self) -> Option<MutexGuard<'_, Engine>> {
+        let mut spun_since = None;
+        let e = loop {
+            match self.engine.try_lock() {
+                Ok(e) => break e,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    if self.inline_active.load(Ordering::Acquire) {
+                        return None;
+                    }
+                    let since = *spun_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > INLINE_ENTRY_SPIN {
+                        return None;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        };
+        if !e.can_run_inline() || self.has_commands() {
+            return None;
+        }
+        self.inline_active.store(true, Ordering::Release);
+        Some(e)
+    }
+
+    /// After an inline run: unlock, wake the threads whose operations it completed, and
+    /// wake the driver if the wait is not over (the driver reads on) or if the core now
+    /// wants a timer sooner than the driver planned to wake.
+    fn hand_back(&self, mut e: MutexGuard<'_, Engine>, finished: bool) {
+        let driver_needed = !finished
             || match (e.core.poll_timeout(), e.planned_wake) {
                 (Some((at, _)), Some(planned)) => at < planned,
                 (Some(_), None) => true,
                 (None, _) => false,
             };
+        let mut wakeups = std::mem::take(&mut e.wakeups);
+        self.inline_active.store(false, Ordering::Release);
         drop(e);
+        wakeups.wake_all();
         if driver_needed {
             let _ = self.waker.wake();
         }
-        Ok(())
     }
 }
 
@@ -316,7 +403,9 @@ impl Engine {
         &mut self,
         shared: &Shared,
         submits: Vec<(Request, Arc<Slot>, Option<WatchSink>, bool)>,
-        slot: &Arc<Slot>,
+        done: &dyn Fn() -> bool,
+        budget: Duration,
+        max_slice: Duration,
     ) {
         let Some(mut conn) = self.conn.take() else {
             // Unreachable after `can_run_inline`; keep the requests anyway.
@@ -335,19 +424,19 @@ impl Engine {
             }
             return;
         }
-        let deadline = now + INLINE_BUDGET;
+        let deadline = now + budget;
         for (request, slot, watch, unrooted) in submits {
             self.submit(now, request, slot, watch, unrooted);
         }
         // Write the request (a full send buffer leaves the rest to the driver).
         let written = write_pending(&mut self.core, &mut conn.stream, now);
         let mut lost = written == Written::Lost;
-        let wait = written == Written::All && !slot.is_done();
+        let wait = written == Written::All && !done();
         let mut slice = INLINE_SLICES.0;
         if wait {
             lost = conn.reader.set_nonblocking(false).is_err();
         }
-        while wait && !lost && !slot.is_done() {
+        while wait && !lost && !done() {
             let now = Instant::now();
             let timer = self.core.poll_timeout().map(|(at, _)| at);
             if now >= deadline || timer.is_some_and(|at| at <= now) {
@@ -373,7 +462,10 @@ impl Engine {
                     while let Some(event) = self.core.poll_event() {
                         self.dispatch(shared, event);
                     }
-                    if self.core.has_pending_actions() || !self.core.transmit().is_empty() {
+                    if self.core.has_pending_actions()
+                        || !self.core.transmit().is_empty()
+                        || shared.has_commands()
+                    {
                         break;
                     }
                 }
@@ -386,7 +478,7 @@ impl Engine {
                     if shared.has_commands() {
                         break;
                     }
-                    slice = (slice * 2).min(INLINE_SLICES.1);
+                    slice = (slice * 2).min(max_slice);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -493,6 +585,8 @@ impl Engine {
     }
 
     /// Drain the core: actions, bytes to write, events; repeat while actions cause more.
+    /// Waiters of completed operations are collected in `wakeups`, for whoever unlocks the
+    /// engine to wake.
     fn process_outputs(&mut self, shared: &Shared, now: Instant) {
         loop {
             let mut acted = false;
@@ -508,7 +602,6 @@ impl Engine {
                 break;
             }
         }
-        self.wakeups.wake_all();
     }
 
     fn do_action(&mut self, now: Instant, action: Action) {

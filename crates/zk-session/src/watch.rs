@@ -1,9 +1,10 @@
 //! Typed watch handles. Dropping a handle removes its watcher.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::Shared;
 use crate::error::Error;
@@ -26,6 +27,9 @@ struct WatchHandle {
     id: Arc<AtomicU64>,
     rx: Receiver<WatchMsg>,
     shared: Arc<Shared>,
+    /// The driver has already dropped its end (a one-shot watch that delivered): dropping
+    /// the handle then needs no command to the driver.
+    released: AtomicBool,
 }
 
 impl WatchHandle {
@@ -37,6 +41,7 @@ impl WatchHandle {
                 id: id.clone(),
                 rx,
                 shared,
+                released: AtomicBool::new(false),
             },
             WatchSink {
                 id,
@@ -54,6 +59,9 @@ impl WatchHandle {
     }
 
     fn recv(&self) -> Result<WatchedEvent, Error> {
+        if let Some(msg) = self.recv_inline(Duration::MAX) {
+            return msg;
+        }
         match self.rx.recv() {
             Ok(msg) => msg,
             Err(_) => Err(self.closed_error()),
@@ -61,11 +69,44 @@ impl WatchHandle {
     }
 
     fn recv_timeout(&self, timeout: Duration) -> Result<WatchedEvent, Error> {
-        match self.rx.recv_timeout(timeout) {
+        #[allow(clippy::disallowed_methods)] // a caller-side deadline, not protocol time
+        let start = Instant::now();
+        if let Some(msg) = self.recv_inline(timeout) {
+            return msg;
+        }
+        match self
+            .rx
+            .recv_timeout(timeout.saturating_sub(start.elapsed()))
+        {
             Ok(msg) => msg,
             Err(RecvTimeoutError::Timeout) => Err(Error::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(self.closed_error()),
         }
+    }
+
+    /// The message, if it is there, or comes while this thread reads the idle connection
+    /// itself for a short while ([`Shared::run_inline_wait`], at most `budget`).
+    fn recv_inline(&self, budget: Duration) -> Option<WatchMsg> {
+        if let Some(msg) = self.try_recv() {
+            return Some(msg);
+        }
+        if budget.is_zero() {
+            return None;
+        }
+        let got = RefCell::new(None);
+        let done = || {
+            let mut got = got.borrow_mut();
+            if got.is_none() {
+                *got = self.try_recv();
+            }
+            got.is_some()
+        };
+        let ran = self.shared.run_inline_wait(&done, budget);
+        let got = got.into_inner();
+        if ran && got.is_some() {
+            self.shared.inline_events.fetch_add(1, Ordering::Relaxed);
+        }
+        got
     }
 
     fn try_recv(&self) -> Option<Result<WatchedEvent, Error>> {
@@ -80,7 +121,7 @@ impl WatchHandle {
 impl Drop for WatchHandle {
     fn drop(&mut self) {
         let id = self.id.load(Ordering::Acquire);
-        if id != 0 {
+        if id != 0 && !self.released.load(Ordering::Acquire) {
             self.shared.remove_watcher(id);
         }
     }
@@ -116,9 +157,12 @@ impl OneshotWatch {
         (watch, sink)
     }
 
+    /// Note that the message `r` (anything but a timeout) was taken. The driver removes a
+    /// one-shot watcher when it delivers its event or error, so the handle need not ask.
     fn taken(&self, r: &Result<WatchedEvent, Error>) {
         if !matches!(r, Err(Error::Timeout)) {
             self.taken.store(true, Ordering::Release);
+            self.handle.released.store(true, Ordering::Release);
         }
     }
 
@@ -127,7 +171,9 @@ impl OneshotWatch {
         if self.taken.load(Ordering::Acquire) {
             return Err(Error::InvalidUse("the watch has already fired"));
         }
-        self.handle.recv()
+        let r = self.handle.recv();
+        self.taken(&r);
+        r
     }
 
     /// Block for at most `timeout`; `Err(Error::Timeout)` if it has not fired by then.
