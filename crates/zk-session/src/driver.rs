@@ -397,8 +397,11 @@ impl Engine {
             && self.probe.is_none()
     }
 
-    /// The body of [`Shared::run_inline`]. The socket leaves the driver's poll first, so that
-    /// the reply cannot wake the driver thread too; it returns before the engine is unlocked.
+    /// The body of [`Shared::run_inline`] and [`Shared::run_inline_wait`]: submit and write
+    /// `submits` (if any), then read until `done()` (or the other conditions there), for at
+    /// most `budget`, with read timeouts growing from the first of [`INLINE_SLICES`] to
+    /// `max_slice`. The socket leaves the driver's poll first, so that what arrives cannot
+    /// wake the driver thread too; it returns before the engine is unlocked.
     fn inline(
         &mut self,
         shared: &Shared,
