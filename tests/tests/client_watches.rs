@@ -355,10 +355,11 @@ fn a_waiter_reads_its_event_itself_and_its_next_call_runs_inline() {
 }
 
 /// While one thread waits for an event (reading the socket itself at first), other
-/// threads' calls on the same client go through: the waiter lets go of the connection
-/// once another thread has queued a request. The event still reaches the waiter.
+/// threads' calls on the same client complete with the right results, and the event still
+/// reaches the waiter. (How soon the waiter lets go of the connection, at most one 1 ms
+/// read slice after another thread queues a request, is a timing and not asserted here.)
 #[test]
-fn a_waiting_thread_does_not_hold_up_other_threads_calls() {
+fn other_threads_calls_complete_while_a_thread_waits_for_an_event() {
     let (zk, other, root) = setup("watch-inline-others");
     let p = format!("{root}/n");
     zk.create(&p, b"", &CreateOptions::persistent()).unwrap();
@@ -370,7 +371,7 @@ fn a_waiting_thread_does_not_hold_up_other_threads_calls() {
             let (zk, p) = (zk.clone(), p.clone());
             std::thread::spawn(move || {
                 for _ in 0..50 {
-                    zk.get_data(&p).unwrap();
+                    assert_eq!(zk.get_data(&p).unwrap().1.version, round);
                 }
                 tx.send(()).unwrap();
             })

@@ -183,7 +183,7 @@ impl Driver {
         let mut events = Events::with_capacity(64);
         let mut ready: Vec<(Token, bool, bool)> = Vec::new();
         loop {
-            let (mut timeout, in_flight, wakeups) = {
+            let (mut timeout, in_flight, mut wakeups, terminal) = {
                 let mut e = shared.lock_engine();
                 let now = Instant::now();
                 for (token, readable, writable) in ready.drain(..) {
@@ -197,12 +197,9 @@ impl Driver {
                 e.drain_commands(&shared, now);
                 e.core.handle_timeout(now);
                 e.process_outputs(&shared, now);
-                if e.core.state().is_terminal() {
+                let terminal = e.core.state().is_terminal();
+                if terminal {
                     e.shutdown(&shared);
-                    let mut wakeups = std::mem::take(&mut e.wakeups);
-                    drop(e);
-                    wakeups.wake_all();
-                    break;
                 }
                 let now = Instant::now();
                 let mut timeout = e
@@ -222,10 +219,12 @@ impl Driver {
                 };
                 shared.in_flight.store(in_flight, Ordering::SeqCst);
                 shared.needs_wake.store(true, Ordering::SeqCst);
-                (timeout, in_flight, std::mem::take(&mut e.wakeups))
+                (timeout, in_flight, std::mem::take(&mut e.wakeups), terminal)
             };
-            let mut wakeups = wakeups;
             wakeups.wake_all();
+            if terminal {
+                break;
+            }
             if shared.has_commands() {
                 timeout = Some(Duration::ZERO);
             } else if in_flight >= COALESCE_IN_FLIGHT {

@@ -27,9 +27,9 @@ struct WatchHandle {
     id: Arc<AtomicU64>,
     rx: Receiver<WatchMsg>,
     shared: Arc<Shared>,
-    /// The driver has already dropped its end (a one-shot watch that delivered): dropping
-    /// the handle then needs no command to the driver.
-    released: AtomicBool,
+    /// A one-shot watch's event (or error) has been taken. The driver dropped its end when
+    /// it delivered, so dropping the handle then needs no command to the driver.
+    taken: AtomicBool,
 }
 
 impl WatchHandle {
@@ -41,7 +41,7 @@ impl WatchHandle {
                 id: id.clone(),
                 rx,
                 shared,
-                released: AtomicBool::new(false),
+                taken: AtomicBool::new(false),
             },
             WatchSink {
                 id,
@@ -121,7 +121,7 @@ impl WatchHandle {
 impl Drop for WatchHandle {
     fn drop(&mut self) {
         let id = self.id.load(Ordering::Acquire);
-        if id != 0 && !self.released.load(Ordering::Acquire) {
+        if id != 0 && !self.taken.load(Ordering::Acquire) {
             self.shared.remove_watcher(id);
         }
     }
@@ -137,16 +137,12 @@ impl Drop for WatchHandle {
 #[derive(Debug)]
 pub struct OneshotWatch {
     handle: WatchHandle,
-    taken: AtomicBool,
 }
 
 impl OneshotWatch {
     pub(crate) fn new(shared: Arc<Shared>) -> (OneshotWatch, WatchSink) {
         let (handle, sink) = WatchHandle::new(shared);
-        let watch = OneshotWatch {
-            handle,
-            taken: AtomicBool::new(false),
-        };
+        let watch = OneshotWatch { handle };
         (watch, sink)
     }
 
@@ -157,18 +153,16 @@ impl OneshotWatch {
         (watch, sink)
     }
 
-    /// Note that the message `r` (anything but a timeout) was taken. The driver removes a
-    /// one-shot watcher when it delivers its event or error, so the handle need not ask.
+    /// Note that the message `r` (anything but a timeout) was taken.
     fn taken(&self, r: &Result<WatchedEvent, Error>) {
         if !matches!(r, Err(Error::Timeout)) {
-            self.taken.store(true, Ordering::Release);
-            self.handle.released.store(true, Ordering::Release);
+            self.handle.taken.store(true, Ordering::Release);
         }
     }
 
     /// Block until the watch fires.
     pub fn wait(self) -> Result<WatchedEvent, Error> {
-        if self.taken.load(Ordering::Acquire) {
+        if self.handle.taken.load(Ordering::Acquire) {
             return Err(Error::InvalidUse("the watch has already fired"));
         }
         let r = self.handle.recv();
@@ -178,7 +172,7 @@ impl OneshotWatch {
 
     /// Block for at most `timeout`; `Err(Error::Timeout)` if it has not fired by then.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<WatchedEvent, Error> {
-        if self.taken.load(Ordering::Acquire) {
+        if self.handle.taken.load(Ordering::Acquire) {
             return Err(Error::InvalidUse("the watch has already fired"));
         }
         let r = self.handle.recv_timeout(timeout);
@@ -188,7 +182,7 @@ impl OneshotWatch {
 
     /// The event, if the watch has fired (and it was not taken yet).
     pub fn try_take(&self) -> Option<Result<WatchedEvent, Error>> {
-        if self.taken.load(Ordering::Acquire) {
+        if self.handle.taken.load(Ordering::Acquire) {
             return None;
         }
         let r = self.handle.try_recv()?;
