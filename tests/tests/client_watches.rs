@@ -405,3 +405,163 @@ fn other_threads_calls_complete_while_a_thread_waits_for_an_event() {
     }
     zk.delete_recursive(&root).unwrap();
 }
+
+// ZooKeeper before 3.9 (ZOOKEEPER-4466, observed on 3.8.0) keeps one watch mode per
+// (connection, path) in each of its two watch managers, and the last registration wins. The
+// tests below hold a persistent watch beside one-shot ones on the same path of one session;
+// each fails on 3.8.0 unless the client keeps the one-shot registrations off the server there.
+
+#[test]
+fn one_shot_watches_leave_a_persistent_watch_on_the_same_path_persistent() {
+    let (zk, other, root) = setup("watch-4466-persistent");
+    let p = format!("{root}/p");
+    other.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    let w = zk.add_watch(&p, false).unwrap();
+    let (_, _, data) = zk.get_data_watch(&p).unwrap();
+    let (_, exists) = zk.exists_watch(&p).unwrap();
+    let (_, _, children) = zk.get_children_watch(&p).unwrap();
+    let kid = format!("{p}/kid");
+    other.set_data(&p, b"1", None).unwrap();
+    other.set_data(&p, b"2", None).unwrap();
+    other
+        .create(&kid, b"", &CreateOptions::persistent())
+        .unwrap();
+    other.delete(&kid, None).unwrap();
+    assert_eq!(
+        next_events(&w, 4),
+        [
+            ev(EventType::NodeDataChanged, &p),
+            ev(EventType::NodeDataChanged, &p),
+            ev(EventType::NodeChildrenChanged, &p),
+            ev(EventType::NodeChildrenChanged, &p),
+        ],
+        "the persistent watch lost events after one-shot watches on its path"
+    );
+    // every one-shot watch fired, once, on the first event of its kind
+    assert_eq!(
+        data.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &p)
+    );
+    assert_eq!(
+        exists.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &p)
+    );
+    assert_eq!(
+        children.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeChildrenChanged, &p)
+    );
+    // a one-shot watch set now, after the others fired, fires too, and the persistent goes on
+    let (_, _, again) = zk.get_data_watch(&p).unwrap();
+    other.set_data(&p, b"3", None).unwrap();
+    other.set_data(&p, b"4", None).unwrap();
+    assert_eq!(
+        again.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &p)
+    );
+    assert_eq!(
+        next_events(&w, 2),
+        [
+            ev(EventType::NodeDataChanged, &p),
+            ev(EventType::NodeDataChanged, &p),
+        ]
+    );
+    assert_eq!(w.next_timeout(QUIET), Err(Error::Timeout));
+    zk.delete_recursive(&root).unwrap();
+}
+
+#[test]
+fn one_shot_watches_leave_a_recursive_watch_on_the_same_path_recursive() {
+    let (zk, other, root) = setup("watch-4466-recursive");
+    let w = zk.add_watch(&root, true).unwrap();
+    let (_, _, data) = zk.get_data_watch(&root).unwrap();
+    let a = format!("{root}/a");
+    other.set_data(&root, b"1", None).unwrap();
+    other.create(&a, b"", &CreateOptions::persistent()).unwrap();
+    other.set_data(&a, b"x", None).unwrap();
+    assert_eq!(
+        next_events(&w, 3),
+        [
+            ev(EventType::NodeDataChanged, &root),
+            ev(EventType::NodeCreated, &a),
+            ev(EventType::NodeDataChanged, &a),
+        ],
+        "the recursive watch lost its subtree after a one-shot watch on its path"
+    );
+    assert_eq!(
+        data.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &root)
+    );
+    // a child watch is kept by the server's other manager, which a recursive watch leaves
+    // alone: it is registered there, and fires
+    let (_, _, children) = zk.get_children_watch(&root).unwrap();
+    other.delete(&a, None).unwrap();
+    assert_eq!(
+        children.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeChildrenChanged, &root)
+    );
+    assert_eq!(
+        w.next_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDeleted, &a)
+    );
+    assert_eq!(w.next_timeout(QUIET), Err(Error::Timeout));
+    zk.delete_recursive(&root).unwrap();
+}
+
+#[test]
+fn a_persistent_and_a_recursive_watch_on_the_same_path_both_keep_their_mode() {
+    for recursive_first in [true, false] {
+        let (zk, other, root) = setup("watch-4466-both");
+        let (deep, flat) = if recursive_first {
+            let deep = zk.add_watch(&root, true).unwrap();
+            (deep, zk.add_watch(&root, false).unwrap())
+        } else {
+            let flat = zk.add_watch(&root, false).unwrap();
+            (zk.add_watch(&root, true).unwrap(), flat)
+        };
+        let a = format!("{root}/a");
+        let b = format!("{a}/b");
+        other.create(&a, b"", &CreateOptions::persistent()).unwrap();
+        other.create(&b, b"", &CreateOptions::persistent()).unwrap();
+        other.set_data(&root, b"r", None).unwrap();
+        assert_eq!(
+            next_events(&deep, 3),
+            [
+                ev(EventType::NodeCreated, &a),
+                ev(EventType::NodeCreated, &b),
+                ev(EventType::NodeDataChanged, &root),
+            ],
+            "the recursive watch lost its subtree (recursive first: {recursive_first})"
+        );
+        assert_eq!(
+            next_events(&flat, 2),
+            [
+                ev(EventType::NodeChildrenChanged, &root),
+                ev(EventType::NodeDataChanged, &root),
+            ],
+            "the persistent watch lost its child events (recursive first: {recursive_first})"
+        );
+        assert_eq!(flat.next_timeout(QUIET), Err(Error::Timeout));
+        zk.delete_recursive(&root).unwrap();
+    }
+}
+
+#[test]
+fn a_persistent_registration_kept_for_one_shot_watches_goes_when_they_have_fired() {
+    let (zk, other, root) = setup("watch-4466-owed");
+    let w = zk.add_watch(&root, false).unwrap();
+    let (_, _, data) = zk.get_data_watch(&root).unwrap();
+    // the persistent watch goes while a one-shot watch still needs the server's registration
+    drop(w);
+    other.set_data(&root, b"1", None).unwrap();
+    assert_eq!(
+        data.wait_timeout(WAIT).unwrap(),
+        ev(EventType::NodeDataChanged, &root)
+    );
+    // with nothing left on the path, the client removed the server's registration
+    assert_eq!(
+        zk.remove_watches(&root, WatcherType::Any),
+        Err(Error::NoWatcher),
+        "a persistent registration nobody needs is left on the server"
+    );
+    zk.delete_recursive(&root).unwrap();
+}

@@ -512,3 +512,297 @@ fn watches_are_kept_across_several_reconnects() {
     h.notify(EventType::NodeDeleted, "/r/x");
     assert_eq!(h.events(), [watch_event(r, EventType::NodeDeleted, "/r/x")]);
 }
+
+// ZOOKEEPER-4466: servers before 3.9 keep one mode per (connection, path) in each of their
+// two watch managers, and the last registration wins. The session keeps every registration
+// that would demote a persistent one off the wire.
+
+/// The watch flag a read carried on the wire.
+fn wire_watch(req: &Request) -> bool {
+    match req {
+        Request::GetData(r) => r.watch,
+        Request::Exists(r) => r.watch,
+        Request::GetChildren(r) => r.watch,
+        Request::GetChildren2(r) => r.watch,
+        other => panic!("not a read: {other:?}"),
+    }
+}
+
+#[test]
+fn a_one_shot_watch_that_a_persistent_one_serves_is_kept_locally() {
+    let mut h = connected();
+    let (p, _) = h.roundtrip_ok(add_watch("/p", false), 5);
+    let (r, _) = h.roundtrip_ok(add_watch("/r", true), 5);
+    let d = h.submit(get_data("/p", true));
+    let e = h.submit(exists("/p", true));
+    let c = h.submit(get_children("/p", true));
+    let rd = h.submit(get_data("/r", true));
+    // A recursive registration never sits in the child manager: a child watch beside it
+    // goes to the server, as does any watch on a path without a persistent one.
+    let rc = h.submit(get_children("/r", true));
+    let other = h.submit(get_data("/o", true));
+    let reqs = h.answer_all(6);
+    let flags: Vec<bool> = reqs.iter().map(|(_, req)| wire_watch(req)).collect();
+    assert_eq!(flags, [false, false, false, false, true, true]);
+    let done: Vec<u64> = h
+        .completions()
+        .into_iter()
+        .map(|(op, result)| {
+            assert!(result.is_ok());
+            op
+        })
+        .collect();
+    assert_eq!(done, [d, e, c, rd, rc, other]);
+    for op in done {
+        assert!(h.session.watches().contains(op), "registered locally");
+    }
+    // The persistent registration's events reach the one-shot watchers.
+    h.notify(EventType::NodeDataChanged, "/p");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(d, EventType::NodeDataChanged, "/p"),
+            watch_event(e, EventType::NodeDataChanged, "/p"),
+            watch_event(p, EventType::NodeDataChanged, "/p"),
+        ]
+    );
+    h.notify(EventType::NodeChildrenChanged, "/p");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(c, EventType::NodeChildrenChanged, "/p"),
+            watch_event(p, EventType::NodeChildrenChanged, "/p"),
+        ]
+    );
+    h.notify(EventType::NodeDataChanged, "/r");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(rd, EventType::NodeDataChanged, "/r"),
+            watch_event(r, EventType::NodeDataChanged, "/r"),
+        ]
+    );
+    // An addWatch still in flight counts: the read behind it goes without its flag.
+    let q = h.submit(add_watch("/q", false));
+    let qd = h.submit(get_data("/q", true));
+    let reqs = h.answer_all(7);
+    assert_eq!(reqs[0].0.opcode, OpCode::AddWatch);
+    assert!(!wire_watch(&reqs[1].1));
+    let done: Vec<u64> = h.completions().into_iter().map(|(op, _)| op).collect();
+    assert_eq!(done, [q, qd]);
+}
+
+#[test]
+fn a_persistent_and_a_recursive_watch_on_one_path_share_the_recursive_registration() {
+    let mut h = connected();
+    let (r, _) = h.roundtrip_ok(add_watch("/x", true), 5);
+    // The persistent watch goes on the wire as a recursive addWatch.
+    let p = h.submit(add_watch("/x", false));
+    let reqs = h.answer_all(6);
+    assert_eq!(reqs[0].1, add_watch("/x", true));
+    assert!(h.completion(p).is_ok());
+    // A child's creation reaches the recursive watcher, and the persistent one as
+    // NodeChildrenChanged on the path, after it (the server's order).
+    h.notify(EventType::NodeCreated, "/x/a");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(r, EventType::NodeCreated, "/x/a"),
+            watch_event(p, EventType::NodeChildrenChanged, "/x"),
+        ]
+    );
+    // A server that reports NodeChildrenChanged as well (3.9+) does not deliver it twice.
+    h.notify(EventType::NodeChildrenChanged, "/x");
+    assert!(h.events().is_empty());
+    // Grandchildren are not children; the path's own events reach both.
+    h.notify(EventType::NodeCreated, "/x/a/b");
+    assert_eq!(
+        h.events(),
+        [watch_event(r, EventType::NodeCreated, "/x/a/b")]
+    );
+    h.notify(EventType::NodeDataChanged, "/x");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(p, EventType::NodeDataChanged, "/x"),
+            watch_event(r, EventType::NodeDataChanged, "/x"),
+        ]
+    );
+    // A one-shot child watch there is kept locally and fed the same way.
+    let (c, _) = h.roundtrip_ok(get_children("/x", true), 7);
+    h.notify(EventType::NodeDeleted, "/x/a");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(r, EventType::NodeDeleted, "/x/a"),
+            watch_event(c, EventType::NodeChildrenChanged, "/x"),
+            watch_event(p, EventType::NodeChildrenChanged, "/x"),
+        ]
+    );
+
+    // After a reconnect SetWatches2 lists the path as both, and the server again holds it
+    // recursive only.
+    let conn = h.conn();
+    h.server_close(conn);
+    h.events();
+    let (c2, _) = h.expect_connect();
+    h.establish(c2, 0x10, 6000);
+    let reqs = h.answer_all(8);
+    match &reqs[0].1 {
+        Request::SetWatches2(sw) => {
+            assert_eq!(sw.persistent_watches, ["/x"]);
+            assert_eq!(sw.persistent_recursive_watches, ["/x"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    h.events();
+    h.notify(EventType::NodeCreated, "/x/b");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(r, EventType::NodeCreated, "/x/b"),
+            watch_event(p, EventType::NodeChildrenChanged, "/x"),
+        ]
+    );
+}
+
+#[test]
+fn a_recursive_watch_added_beside_a_persistent_one_takes_over_from_its_reply() {
+    let mut h = connected();
+    let (p, _) = h.roundtrip_ok(add_watch("/y", false), 5);
+    let r = h.submit(add_watch("/y", true));
+    let reqs = h.take_requests();
+    assert_eq!(reqs[0].1, add_watch("/y", true));
+    // Before the reply the server still held the persistent registration: its own
+    // NodeChildrenChanged is delivered.
+    h.notify(EventType::NodeChildrenChanged, "/y");
+    assert_eq!(
+        h.events(),
+        [watch_event(p, EventType::NodeChildrenChanged, "/y")]
+    );
+    h.reply(reqs[0].0.xid, 6, ErrorCode::Ok, None);
+    assert!(h.completion(r).is_ok());
+    h.notify(EventType::NodeCreated, "/y/c");
+    assert_eq!(
+        h.events(),
+        [
+            watch_event(r, EventType::NodeCreated, "/y/c"),
+            watch_event(p, EventType::NodeChildrenChanged, "/y"),
+        ]
+    );
+    // The recursive watcher goes: the server's registration stays what it is, so the
+    // persistent watcher is still fed from the children's events; when it goes too, the
+    // registration is removed.
+    h.session.remove_watcher(h.now, r);
+    assert!(h.take_requests().is_empty());
+    h.notify(EventType::NodeDeleted, "/y/c");
+    assert_eq!(
+        h.events(),
+        [watch_event(p, EventType::NodeChildrenChanged, "/y")]
+    );
+    h.session.remove_watcher(h.now, p);
+    let reqs = h.take_requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].0.opcode, OpCode::RemoveWatches);
+    h.reply(reqs[0].0.xid, 7, ErrorCode::Ok, None);
+    h.notify(EventType::NodeCreated, "/y/d");
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn a_registration_kept_for_one_shot_watchers_is_removed_when_the_last_one_goes() {
+    let mut h = connected();
+    // Fired: the one-shot watcher outlives the persistent one, then fires.
+    let (p, _) = h.roundtrip_ok(add_watch("/p", false), 5);
+    let (d, _) = h.roundtrip_ok(get_data("/p", true), 5);
+    h.session.remove_watcher(h.now, p);
+    assert!(
+        h.take_requests().is_empty(),
+        "the one-shot watcher needs it"
+    );
+    h.notify(EventType::NodeDataChanged, "/p");
+    assert_eq!(
+        h.events(),
+        [watch_event(d, EventType::NodeDataChanged, "/p")]
+    );
+    let reqs = h.take_requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].0.opcode, OpCode::RemoveWatches);
+    h.reply(reqs[0].0.xid, 6, ErrorCode::Ok, None);
+
+    // Dropped: the same when the one-shot watcher is dropped instead.
+    let (p, _) = h.roundtrip_ok(add_watch("/p", false), 7);
+    let (c, _) = h.roundtrip_ok(get_children("/p", true), 7);
+    h.session.remove_watcher(h.now, p);
+    assert!(h.take_requests().is_empty());
+    h.session.remove_watcher(h.now, c);
+    let reqs = h.take_requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].0.opcode, OpCode::RemoveWatches);
+    h.reply(reqs[0].0.xid, 8, ErrorCode::Ok, None);
+
+    // Reconnected: the new connection holds only what SetWatches lists (a standard data
+    // watch), which the server drops when it fires; nothing to remove then.
+    let (p, _) = h.roundtrip_ok(add_watch("/p", false), 9);
+    let (d, _) = h.roundtrip_ok(get_data("/p", true), 9);
+    h.session.remove_watcher(h.now, p);
+    let conn = h.conn();
+    h.server_close(conn);
+    let (c2, _) = h.expect_connect();
+    h.establish(c2, 0x10, 6000);
+    let reqs = h.answer_all(10);
+    match &reqs[0].1 {
+        Request::SetWatches(sw) => assert_eq!(sw.data_watches, ["/p"]),
+        other => panic!("{other:?}"),
+    }
+    h.events();
+    h.notify(EventType::NodeDataChanged, "/p");
+    assert_eq!(
+        h.events(),
+        [watch_event(d, EventType::NodeDataChanged, "/p")]
+    );
+    assert!(h.take_requests().is_empty());
+}
+
+#[test]
+fn a_user_remove_watches_forgets_the_watchers_it_leaves_without_events() {
+    let mut h = connected();
+    let (p, _) = h.roundtrip_ok(add_watch("/p", false), 5);
+    let (c, _) = h.roundtrip_ok(get_children("/c", true), 5);
+    let (k, _) = h.roundtrip_ok(get_data("/c", true), 5);
+    let remove = |path: &str, watcher_type| {
+        Request::RemoveWatches(zk_proto::RemoveWatchesRequest {
+            path: path.into(),
+            watcher_type,
+        })
+    };
+    h.roundtrip_ok(remove("/p", WatcherType::Any), 6);
+    assert!(!h.session.watches().contains(p));
+    // A data watch set now is the server's only registration there: it goes with its flag.
+    let d = h.submit(get_data("/p", true));
+    let reqs = h.answer_all(7);
+    assert!(wire_watch(&reqs[0].1));
+    assert!(h.completion(d).is_ok());
+    h.notify(EventType::NodeDataChanged, "/p");
+    assert_eq!(
+        h.events(),
+        [watch_event(d, EventType::NodeDataChanged, "/p")]
+    );
+    // Children removes child watches and leaves data watches.
+    h.roundtrip_ok(remove("/c", WatcherType::Children), 8);
+    assert!(!h.session.watches().contains(c));
+    assert!(h.session.watches().contains(k));
+    // A reconnect re-registers only what is left.
+    let conn = h.conn();
+    h.server_close(conn);
+    let (c2, _) = h.expect_connect();
+    h.establish(c2, 0x10, 6000);
+    let reqs = h.answer_all(9);
+    match &reqs[0].1 {
+        Request::SetWatches(sw) => {
+            assert_eq!(sw.data_watches, ["/c"]);
+            assert!(sw.child_watches.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}

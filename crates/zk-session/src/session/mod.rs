@@ -24,15 +24,15 @@
 
 mod watches;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tracing::{debug, info, trace, warn};
 use zk_proto::{
-    AddWatchMode, AuthPacket, ConnectRequest, ConnectResponse, DEFAULT_MAX_FRAME, ErrorCode,
-    EventType, FrameDecoder, MultiResult, OpCode, Record, RemoveWatchesRequest, Reply, Request,
-    Response, SetWatches, SetWatches2, WatcherType, write_record_frame, xid,
+    AddWatchMode, AddWatchRequest, AuthPacket, ConnectRequest, ConnectResponse, DEFAULT_MAX_FRAME,
+    ErrorCode, EventType, FrameDecoder, MultiResult, OpCode, Record, RemoveWatchesRequest, Reply,
+    Request, Response, SetWatches, SetWatches2, WatcherType, write_record_frame, xid,
 };
 
 pub use watches::{Registry, WatchKind, WatcherId};
@@ -323,6 +323,15 @@ pub struct Session {
     queued: VecDeque<Queued>,
     auths: Vec<AuthEntry>,
     watches: Registry,
+    /// Paths whose server registration was persistent and outlived its persistent
+    /// watchers because one-shot watchers on the path still needed it: removed on the
+    /// server when the path's last watcher goes (ZOOKEEPER-4466, see [`Session::send_user`]).
+    lingering: HashSet<String>,
+    /// Paths holding both a persistent and a recursive watch of this session. The server
+    /// (3.8) keeps them as one recursive registration, which never reports
+    /// NodeChildrenChanged: the client derives that event from the recursive NodeCreated and
+    /// NodeDeleted of the path's children, and drops the server's own (3.9+ sends it too).
+    derived_children: HashSet<String>,
 
     events: VecDeque<Event>,
     actions: VecDeque<Action>,
@@ -370,6 +379,8 @@ impl Session {
             queued: VecDeque::new(),
             auths: Vec::new(),
             watches: Registry::default(),
+            lingering: HashSet::new(),
+            derived_children: HashSet::new(),
             events: VecDeque::new(),
             actions: VecDeque::new(),
             ro_probe: None,
@@ -616,20 +627,59 @@ impl Session {
         Ok(op)
     }
 
-    /// Forget a local watcher. When it was the last watcher on its path and it was
-    /// persistent, the server registration is removed too.
+    /// Forget a local watcher. When it was the last watcher on its path and the server's
+    /// registration there is persistent (it was, or it outlived, a persistent watcher), that
+    /// registration is removed too. A persistent watcher that leaves one-shot watchers
+    /// behind on its path leaves the registration to them (on 3.8 it may be what serves
+    /// them), and it goes when they do.
     pub fn remove_watcher(&mut self, _now: Instant, watcher: WatcherId) {
         let Some((kind, path)) = self.watches.remove(watcher) else {
             return;
         };
-        if !kind.is_one_shot()
-            && !self.watches.has_any_on(&path)
-            && matches!(self.phase, Phase::Connected { .. })
+        if kind.is_one_shot() {
+            self.release_lingering(&path);
+        } else if self.watches.has_any_on(&path) {
+            self.lingering.insert(path);
+        } else {
+            self.lingering.remove(&path);
+            self.send_remove_watches(path);
+        }
+    }
+
+    /// Deliver a notification (a client path) to the watchers it reaches.
+    fn dispatch_event(&mut self, event_type: EventType, path: String) {
+        for watcher in self.watches.trigger(event_type, &path) {
+            self.events.push_back(Event::Watch {
+                watcher,
+                event: WatchedEvent {
+                    event_type,
+                    path: path.clone(),
+                },
+            });
+        }
+        self.release_lingering(&path);
+    }
+
+    /// After watchers on `path` fired or were dropped: if none is left and the server's
+    /// registration there outlived a persistent watcher, remove it.
+    fn release_lingering(&mut self, path: &str) {
+        if !self.lingering.is_empty()
+            && !self.watches.has_any_on(path)
+            && self.lingering.remove(path)
         {
-            let mut server_path = path;
-            self.config.chroot.apply(&mut server_path);
+            self.send_remove_watches(path.to_owned());
+        }
+    }
+
+    /// Remove every registration of this connection on `path` (a client path) from the
+    /// server; nothing to do while disconnected (a new connection re-registers only what
+    /// the registry holds).
+    fn send_remove_watches(&mut self, mut path: String) {
+        self.derived_children.remove(&path);
+        if matches!(self.phase, Phase::Connected { .. }) {
+            self.config.chroot.apply(&mut path);
             let req = Request::RemoveWatches(RemoveWatchesRequest {
-                path: server_path,
+                path,
                 watcher_type: WatcherType::Any,
             });
             self.send_internal(&req, Pending::Internal("removeWatches"));
@@ -814,14 +864,129 @@ impl Session {
         }
     }
 
+    /// Send a user request. Servers before 3.9 keep one watch mode per (connection, path) in
+    /// each of their two watch managers, data and child, and the last registration wins
+    /// (ZOOKEEPER-4466; PROTOCOL.md §7). So that a one-shot watch never turns this session's
+    /// persistent watch on the same path into a one-shot one:
+    ///
+    /// - a one-shot watch whose events a persistent registration on its path (held or in
+    ///   flight) already brings is kept locally only: the request goes without its watch
+    ///   flag. A persistent or recursive watch brings every data event on its path; only a
+    ///   persistent one brings child events there. (A child watch beside a recursive one
+    ///   goes to the server: on 3.8 it demotes the recursive entry of the child manager,
+    ///   which reports nothing the data manager's does not: it never reports
+    ///   NodeChildrenChanged, and its NodeDeleted is deduplicated against the data
+    ///   manager's.)
+    /// - a persistent and a recursive watch on one path: 3.8 gives both managers the mode of
+    ///   the last addWatch (SetWatches2 too, in the order persistent, recursive), and no
+    ///   registration brings the recursive watch's subtree and the persistent watch's child
+    ///   events at once. So the server holds the recursive one (a persistent watch added
+    ///   where a recursive one is held is sent as a recursive addWatch, which changes
+    ///   nothing there), and the client derives NodeChildrenChanged on the path from the
+    ///   recursive NodeCreated and NodeDeleted of its children ([`Session::derived_children`]).
+    ///
+    /// SetWatches after a reconnect lists one-shot, then persistent, then recursive paths,
+    /// which leaves the same modes.
     fn send_user(&mut self, op: OpId, request: &Request, watch: Option<(WatchReg, String)>) {
         let xid = self.alloc_xid();
-        request.encode_frame(xid, &mut self.outbuf);
+        match (&watch, request) {
+            (Some((reg, path)), _) if self.served_by_persistent(*reg, path) => {
+                let mut plain = request.clone();
+                clear_watch_flag(&mut plain);
+                plain.encode_frame(xid, &mut self.outbuf);
+            }
+            (Some((WatchReg::Persistent, path)), Request::AddWatch(r))
+                if self.holds_persistent(WatchReg::Recursive, path) =>
+            {
+                let recursive = Request::AddWatch(AddWatchRequest {
+                    path: r.path.clone(),
+                    mode: AddWatchMode::PersistentRecursive,
+                });
+                recursive.encode_frame(xid, &mut self.outbuf);
+            }
+            (_, Request::RemoveWatches(r)) => {
+                self.forget_removed(&r.path, r.watcher_type);
+                request.encode_frame(xid, &mut self.outbuf);
+            }
+            _ => request.encode_frame(xid, &mut self.outbuf),
+        }
         self.inflight.push_back(InFlight {
             xid,
             opcode: request.opcode(),
             pending: Pending::User { op, watch },
         });
+    }
+
+    /// A user's removeWatches of `kind` on `server_path` leaves the local watchers it
+    /// serves without events: forget them, whatever the server answers (their handles stay
+    /// open and receive nothing more), so that no later watch counts on the removed
+    /// registration and no reconnect re-registers it. Before 3.9, Data and Children remove persistent registrations too
+    /// (PROTOCOL.md §7).
+    fn forget_removed(&mut self, server_path: &str, kind: WatcherType) {
+        let kinds: &[WatchKind] = match kind {
+            WatcherType::Data => &[
+                WatchKind::Data,
+                WatchKind::Exist,
+                WatchKind::Persistent,
+                WatchKind::PersistentRecursive,
+            ],
+            WatcherType::Children => &[
+                WatchKind::Child,
+                WatchKind::Persistent,
+                WatchKind::PersistentRecursive,
+            ],
+            WatcherType::Any => &[
+                WatchKind::Data,
+                WatchKind::Exist,
+                WatchKind::Child,
+                WatchKind::Persistent,
+                WatchKind::PersistentRecursive,
+            ],
+            WatcherType::Persistent => &[WatchKind::Persistent],
+            WatcherType::PersistentRecursive => &[WatchKind::PersistentRecursive],
+            _ => &[],
+        };
+        let mut path = server_path.to_owned();
+        self.config.chroot.strip(&mut path);
+        if self.watches.remove_kinds(&path, kinds) == 0 {
+            return;
+        }
+        self.derived_children.remove(&path);
+        // What the server may still hold there (half a persistent registration) goes with
+        // the path's last watcher.
+        if self.watches.has_any_on(&path) {
+            self.lingering.insert(path);
+        } else {
+            self.lingering.remove(&path);
+        }
+    }
+
+    /// Whether a persistent registration of this session on `path` brings every event a
+    /// one-shot watch of `reg` would (see [`Session::send_user`]).
+    fn served_by_persistent(&self, reg: WatchReg, path: &str) -> bool {
+        match reg {
+            WatchReg::Exists | WatchReg::Data => {
+                self.holds_persistent(WatchReg::Persistent, path)
+                    || self.holds_persistent(WatchReg::Recursive, path)
+            }
+            WatchReg::Child => self.holds_persistent(WatchReg::Persistent, path),
+            WatchReg::Persistent | WatchReg::Recursive => false,
+        }
+    }
+
+    /// Whether this session holds a persistent watch of `reg` on exactly `path`, or has
+    /// one in flight (its addWatch cannot fail on a live connection: 3.8 checks no ACL).
+    fn holds_persistent(&self, reg: WatchReg, path: &str) -> bool {
+        let kind = match reg {
+            WatchReg::Persistent => WatchKind::Persistent,
+            WatchReg::Recursive => WatchKind::PersistentRecursive,
+            _ => return false,
+        };
+        self.watches.has(kind, path)
+            || self.inflight.iter().any(|f| {
+                matches!(&f.pending, Pending::User { watch: Some((r, p)), .. }
+                    if *r == reg && p == path)
+            })
     }
 
     fn send_internal(&mut self, request: &Request, pending: Pending) {
@@ -950,6 +1115,8 @@ impl Session {
         self.fail_queued(&Error::Closed);
         self.fail_waiting_auths(&Error::Closed);
         self.watches.drain();
+        self.lingering.clear();
+        self.derived_children.clear();
         self.set_state(SessionState::Closed);
     }
 
@@ -964,6 +1131,8 @@ impl Session {
         self.fail_queued(err);
         self.fail_waiting_auths(err);
         self.watches.drain();
+        self.lingering.clear();
+        self.derived_children.clear();
         self.set_state(state);
     }
 
@@ -980,14 +1149,23 @@ impl Session {
                 let mut path = ev.path;
                 self.config.chroot.strip(&mut path);
                 trace!(event = ?ev.event_type, path, "notification");
-                for watcher in self.watches.trigger(ev.event_type, &path) {
-                    self.events.push_back(Event::Watch {
-                        watcher,
-                        event: WatchedEvent {
-                            event_type: ev.event_type,
-                            path: path.clone(),
-                        },
-                    });
+                if self.derived_children.is_empty() {
+                    self.dispatch_event(ev.event_type, path);
+                    return Ok(());
+                }
+                let derived = match ev.event_type {
+                    // Derived from the children's events instead (3.9+ sends both).
+                    EventType::NodeChildrenChanged if self.derived_children.contains(&path) => {
+                        return Ok(());
+                    }
+                    EventType::NodeCreated | EventType::NodeDeleted => parent_path(&path)
+                        .filter(|p| self.derived_children.contains(*p))
+                        .map(str::to_owned),
+                    _ => None,
+                };
+                self.dispatch_event(ev.event_type, path);
+                if let Some(parent) = derived {
+                    self.dispatch_event(EventType::NodeChildrenChanged, parent);
                 }
                 Ok(())
             }
@@ -1078,6 +1256,13 @@ impl Session {
             };
             if let Some(kind) = kind {
                 self.watches.add(op, kind, &path);
+                // From this reply on the server holds the recursive registration only.
+                if !kind.is_one_shot()
+                    && self.watches.has(WatchKind::Persistent, &path)
+                    && self.watches.has(WatchKind::PersistentRecursive, &path)
+                {
+                    self.derived_children.insert(path);
+                }
             }
         }
         let result = match result {
@@ -1144,6 +1329,10 @@ impl Session {
         for (scheme, auth, waiting) in auths {
             self.send_auth(&scheme, &auth, waiting);
         }
+        // The new connection holds only what SetWatches re-registers (a path listed as both
+        // persistent and recursive ends recursive).
+        self.lingering.clear();
+        self.derived_children = self.watches.paths_with_both_persistent_kinds();
         self.send_set_watches();
         while let Some(q) = self.queued.pop_front() {
             self.send_user(q.op, &q.request, q.watch);
@@ -1261,6 +1450,26 @@ fn first_failure(results: &[MultiResult]) -> Option<(usize, ErrorCode)> {
 
 fn duration_ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The parent of a client path (`None` for `/`).
+fn parent_path(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        Some(0) if path.len() > 1 => Some("/"),
+        Some(i) if i > 0 => Some(&path[..i]),
+        _ => None,
+    }
+}
+
+/// Drop the watch flag of a read (the watch is then kept locally only).
+fn clear_watch_flag(request: &mut Request) {
+    match request {
+        Request::Exists(r) => r.watch = false,
+        Request::GetData(r) => r.watch = false,
+        Request::GetChildren(r) => r.watch = false,
+        Request::GetChildren2(r) => r.watch = false,
+        _ => {}
+    }
 }
 
 fn watch_registration(request: &Request) -> Option<(WatchReg, String)> {

@@ -75,9 +75,38 @@ impl Registry {
         self.by_id.contains_key(&id)
     }
 
+    /// Whether a watcher of `kind` is registered on exactly `path`.
+    pub fn has(&self, kind: WatchKind, path: &str) -> bool {
+        self.by_kind[slot(kind)].contains_key(path)
+    }
+
+    /// The paths holding both a persistent and a recursive watcher.
+    pub fn paths_with_both_persistent_kinds(&self) -> std::collections::HashSet<String> {
+        let recursive = &self.by_kind[slot(WatchKind::PersistentRecursive)];
+        self.by_kind[slot(WatchKind::Persistent)]
+            .keys()
+            .filter(|p| recursive.contains_key(*p))
+            .cloned()
+            .collect()
+    }
+
     /// Whether any watcher of any kind remains on `path`.
     pub fn has_any_on(&self, path: &str) -> bool {
         self.by_kind.iter().any(|m| m.contains_key(path))
+    }
+
+    /// Remove the watchers of `kinds` on exactly `path`; returns how many were removed.
+    pub fn remove_kinds(&mut self, path: &str, kinds: &[WatchKind]) -> usize {
+        let mut removed = 0;
+        for kind in kinds {
+            if let Some(ids) = self.by_kind[slot(*kind)].remove(path) {
+                for id in &ids {
+                    self.by_id.remove(id);
+                }
+                removed += ids.len();
+            }
+        }
+        removed
     }
 
     /// Whether no watcher is registered.
