@@ -902,6 +902,42 @@ fn scenarios() -> Vec<Scenario> {
                 op(0, add_watch("~/own", 5)),
             ],
         ),
+        // What zk-session's ZOOKEEPER-4466 handling rests on (session/mod.rs, send_user).
+        scenario(
+            "one_watch_mode_per_path",
+            2,
+            vec![
+                op(0, create("~/m", "")),
+                op(0, create("~/r", "")),
+                op(0, create("~/s", "")),
+                // A persistent, then a recursive addWatch on one path: both managers end
+                // recursive, so the subtree is reported and NodeChildrenChanged is not.
+                op(1, add_watch("~/m", 0)),
+                op(1, add_watch("~/m", 1)),
+                op(0, create("~/m/k", "")),
+                op(0, create("~/m/k/g", "")),
+                op(0, set("~/m", "1", -1)),
+                // And the other order: both managers end persistent, the subtree is lost.
+                op(1, add_watch("~/m", 0)),
+                op(0, create("~/m/k2", "")),
+                op(0, create("~/m/k/g2", "")),
+                // A one-shot data watch under a recursive one demotes the data manager: one
+                // event, then neither the path nor its subtree is reported.
+                op(1, add_watch("~/r", 1)),
+                op(1, get("~/r", true)),
+                op(0, set("~/r", "1", -1)),
+                op(0, set("~/r", "2", -1)),
+                op(0, create("~/r/k", "")),
+                // A one-shot child watch under a recursive one: its NodeChildrenChanged
+                // fires once, and the recursive watch still reports the subtree.
+                op(1, add_watch("~/s", 1)),
+                op(1, children("~/s", true)),
+                op(0, create("~/s/k", "")),
+                op(0, create("~/s/k2", "")),
+                op(0, set("~/s/k", "x", -1)),
+                op(0, delete("~/s/k2", -1)),
+            ],
+        ),
         scenario(
             "remove_and_check_watches",
             2,
