@@ -984,8 +984,9 @@ impl Session {
         };
         self.watches.has(kind, path)
             || self.inflight.iter().any(|f| {
-                matches!(&f.pending, Pending::User { watch: Some((r, p)), .. }
-                    if *r == reg && p == path)
+                f.opcode == OpCode::AddWatch
+                    && matches!(&f.pending, Pending::User { watch: Some((r, p)), .. }
+                        if *r == reg && p == path)
             })
     }
 
