@@ -156,16 +156,50 @@ fn backoff_after_a_full_failed_round() {
         last = h.now;
         h.server_close(conn);
     }
-    // A success resets the backoff: a dropped connection is retried at once.
+    // A working connection resets the backoff: once it has lived a second, its loss is
+    // retried at once.
     let (conn, _) = h.expect_connect();
     h.establish(conn, 3, 9000);
+    h.advance(ms(1000));
     h.server_close(conn);
     let before = h.now;
     h.expect_connect();
+    assert_eq!(h.now, before, "reconnect right after a working connection");
+}
+
+/// A server that takes the session and drops the connection at once (or sends what we drop
+/// it for) does not make a reconnect loop: a connection lost within a second of its
+/// handshake counts as a failed attempt, and the backoff grows as for refused connects.
+#[test]
+fn a_connection_dropped_right_after_its_handshake_backs_off() {
+    let mut h = Harness::with("h1:1", 9000);
+    let mut gaps = Vec::new();
+    let mut last = None;
+    for _ in 0..8 {
+        let (conn, _) = h.expect_connect();
+        if let Some(t) = last {
+            gaps.push(h.now - t);
+        }
+        h.establish(conn, 3, 9000);
+        h.events();
+        last = Some(h.now);
+        h.server_close(conn);
+    }
+    assert!(gaps[0] >= ms(100), "the first flap already waits: {gaps:?}");
+    assert!(gaps[3] >= ms(800), "the wait grows: {gaps:?}");
     assert!(
-        h.now - before < ms(100),
-        "reconnect right after a working connection"
+        gaps.iter().all(|g| *g <= ms(1100)),
+        "bounded backoff: {gaps:?}"
     );
+    // Still the same session, and a connection that lasts resets it all.
+    let (conn, _) = h.expect_connect();
+    let req = h.establish(conn, 3, 9000);
+    assert_eq!(req.session_id, 3);
+    h.advance(ms(1500));
+    h.server_close(conn);
+    let before = h.now;
+    h.expect_connect();
+    assert_eq!(h.now, before);
 }
 
 /// A server behind our last zxid closes the connection without a ConnectResponse: the

@@ -297,6 +297,8 @@ pub struct Session {
     next_host: usize,
     attempts_in_round: usize,
     failed_rounds: u32,
+    /// When the current (or last) connection finished its handshake.
+    connected_at: Instant,
 
     phase: Phase,
     state: SessionState,
@@ -340,6 +342,10 @@ pub struct Session {
 
 const PASSWD_LEN: usize = 16;
 
+/// A connection that drops sooner than this after its handshake counts as a failed attempt,
+/// not as a working connection lost: the next attempt backs off.
+const STABLE_CONNECTION: Duration = Duration::from_secs(1);
+
 impl Session {
     /// A new session; the first connection attempt is due at `now`.
     pub fn new(config: Config, now: Instant) -> Session {
@@ -358,6 +364,7 @@ impl Session {
             next_host: 0,
             attempts_in_round: 0,
             failed_rounds: 0,
+            connected_at: now,
             phase: Phase::Idle { at: now },
             state: SessionState::Connecting,
             seen_rw: session_id != 0,
@@ -1083,26 +1090,39 @@ impl Session {
                 info!(conn, reason, "disconnected");
                 self.fail_in_flight(&Error::ConnectionLoss);
                 self.set_state(SessionState::Disconnected);
-                self.attempts_in_round = 0;
-                self.failed_rounds = 0;
-                // Reconnect at once, to the next host in rotation.
-                self.phase = Phase::Idle { at: now };
+                if now.saturating_duration_since(self.connected_at) >= STABLE_CONNECTION {
+                    // Reconnect at once, to the next host in rotation.
+                    self.attempts_in_round = 0;
+                    self.failed_rounds = 0;
+                    self.phase = Phase::Idle { at: now };
+                } else {
+                    // A server that takes the session and drops it at once (or that we
+                    // drop for what it sends) must not make a reconnect loop.
+                    let delay = self.failed_attempt_delay();
+                    self.phase = Phase::Idle { at: now + delay };
+                }
             }
             Phase::Connecting { .. } | Phase::Handshaking { .. } => {
                 debug!(conn, reason, "connection attempt failed");
                 self.fail_in_flight(&Error::ConnectionLoss);
-                self.attempts_in_round += 1;
-                let delay = if self.attempts_in_round >= self.hosts.len() {
-                    self.attempts_in_round = 0;
-                    self.failed_rounds = self.failed_rounds.saturating_add(1);
-                    let exp = 100u64 << self.failed_rounds.min(4).saturating_sub(1);
-                    Duration::from_millis(exp.min(1000) + self.rng.below(100))
-                } else {
-                    Duration::from_millis(self.rng.below(50))
-                };
+                let delay = self.failed_attempt_delay();
                 self.phase = Phase::Idle { at: now + delay };
             }
             Phase::Idle { .. } | Phase::Terminal => {}
+        }
+    }
+
+    /// Count a failed attempt; the delay before the next one: 0–50 ms within a round of
+    /// the hosts, and after a fully failed round 100 ms doubling up to 1 s (plus 0–100 ms).
+    fn failed_attempt_delay(&mut self) -> Duration {
+        self.attempts_in_round += 1;
+        if self.attempts_in_round >= self.hosts.len() {
+            self.attempts_in_round = 0;
+            self.failed_rounds = self.failed_rounds.saturating_add(1);
+            let exp = 100u64 << self.failed_rounds.min(4).saturating_sub(1);
+            Duration::from_millis(exp.min(1000) + self.rng.below(100))
+        } else {
+            Duration::from_millis(self.rng.below(50))
         }
     }
 
@@ -1308,8 +1328,10 @@ impl Session {
         self.passwd = resp.passwd;
         self.negotiated = Some(negotiated);
         self.phase = Phase::Connected { conn };
+        // A new round of hosts starts here; the backoff (`failed_rounds`) is forgotten only
+        // once a connection has proved stable (see `drop_connection`).
         self.attempts_in_round = 0;
-        self.failed_rounds = 0;
+        self.connected_at = now;
         self.pings_in_flight = 0;
         if !read_only {
             self.seen_rw = true;
