@@ -927,8 +927,8 @@ impl Session {
     /// A user's removeWatches of `kind` on `server_path` leaves the local watchers it
     /// serves without events: forget them, whatever the server answers (their handles stay
     /// open and receive nothing more), so that no later watch counts on the removed
-    /// registration and no reconnect re-registers it. Before 3.9, Data and Children remove persistent registrations too
-    /// (PROTOCOL.md §7).
+    /// registration and no reconnect re-registers it. Before 3.9, Data and Children remove
+    /// persistent registrations too (PROTOCOL.md §7).
     fn forget_removed(&mut self, server_path: &str, kind: WatcherType) {
         let kinds: &[WatchKind] = match kind {
             WatcherType::Data => &[
@@ -955,7 +955,7 @@ impl Session {
         };
         let mut path = server_path.to_owned();
         self.config.chroot.strip(&mut path);
-        if self.watches.remove_kinds(&path, kinds) == 0 {
+        if self.watches.remove_kinds(&path, kinds).is_empty() {
             return;
         }
         self.derived_children.remove(&path);
@@ -1126,6 +1126,13 @@ impl Session {
         }
     }
 
+    /// The session is over: no watcher, and nothing kept for the server's registrations.
+    fn forget_watches(&mut self) {
+        self.watches.drain();
+        self.lingering.clear();
+        self.derived_children.clear();
+    }
+
     fn finish_close(&mut self) {
         if let Some(conn) = self.current_conn() {
             self.actions.push_back(Action::Disconnect { conn });
@@ -1135,9 +1142,7 @@ impl Session {
         self.fail_in_flight(&Error::Closed);
         self.fail_queued(&Error::Closed);
         self.fail_waiting_auths(&Error::Closed);
-        self.watches.drain();
-        self.lingering.clear();
-        self.derived_children.clear();
+        self.forget_watches();
         self.set_state(SessionState::Closed);
     }
 
@@ -1151,9 +1156,7 @@ impl Session {
         self.fail_in_flight(err);
         self.fail_queued(err);
         self.fail_waiting_auths(err);
-        self.watches.drain();
-        self.lingering.clear();
-        self.derived_children.clear();
+        self.forget_watches();
         self.set_state(state);
     }
 

@@ -1,7 +1,7 @@
 //! The local watch registry: which watchers wait on which paths, and how a server
 //! notification fans out to them (PROTOCOL.md §7).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use zk_proto::EventType;
 
@@ -81,7 +81,7 @@ impl Registry {
     }
 
     /// The paths holding both a persistent and a recursive watcher.
-    pub fn paths_with_both_persistent_kinds(&self) -> std::collections::HashSet<String> {
+    pub fn paths_with_both_persistent_kinds(&self) -> HashSet<String> {
         let recursive = &self.by_kind[slot(WatchKind::PersistentRecursive)];
         self.by_kind[slot(WatchKind::Persistent)]
             .keys()
@@ -95,15 +95,15 @@ impl Registry {
         self.by_kind.iter().any(|m| m.contains_key(path))
     }
 
-    /// Remove the watchers of `kinds` on exactly `path`; returns how many were removed.
-    pub fn remove_kinds(&mut self, path: &str, kinds: &[WatchKind]) -> usize {
-        let mut removed = 0;
+    /// Remove the watchers of `kinds` on exactly `path`, returning their ids.
+    pub fn remove_kinds(&mut self, path: &str, kinds: &[WatchKind]) -> Vec<WatcherId> {
+        let mut removed = Vec::new();
         for kind in kinds {
             if let Some(ids) = self.by_kind[slot(*kind)].remove(path) {
                 for id in &ids {
                     self.by_id.remove(id);
                 }
-                removed += ids.len();
+                removed.extend(ids);
             }
         }
         removed
@@ -131,7 +131,6 @@ impl Registry {
     /// Recursive watchers on the path or any ancestor get every event but
     /// NodeChildrenChanged (ZOOKEEPER-4475 filtering).
     pub fn trigger(&mut self, event: EventType, path: &str) -> Vec<WatcherId> {
-        let mut out = Vec::new();
         let one_shot: &[WatchKind] = match event {
             EventType::NodeCreated | EventType::NodeDataChanged => {
                 &[WatchKind::Data, WatchKind::Exist]
@@ -140,14 +139,7 @@ impl Registry {
             EventType::NodeDeleted => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child],
             _ => &[],
         };
-        for kind in one_shot {
-            if let Some(ids) = self.by_kind[slot(*kind)].remove(path) {
-                for id in &ids {
-                    self.by_id.remove(id);
-                }
-                out.extend(ids);
-            }
-        }
+        let mut out = self.remove_kinds(path, one_shot);
         if let Some(ids) = self.by_kind[slot(WatchKind::Persistent)].get(path) {
             out.extend(ids.iter().copied());
         }
