@@ -296,6 +296,45 @@ fn watches_end_with_the_session() {
     connect().delete(&root, None).unwrap();
 }
 
+/// A thread that polls a quiet watch with short timeouts reads the connection itself on its
+/// first poll only; the driver reads for the rest. After an event, the next wait may read
+/// again. (Before, every poll read for its whole timeout: a wake-up per millisecond.)
+#[test]
+fn polling_a_quiet_watch_reads_the_connection_once_per_event() {
+    let (zk, other, root) = setup("watch-poll");
+    let p = format!("{root}/n");
+    zk.create(&p, b"", &CreateOptions::persistent()).unwrap();
+    let w = zk.add_watch(&p, false).unwrap();
+    let mut total = 0;
+    for round in 0..4 {
+        let waits0 = zk.inline_waits();
+        for _ in 0..10 {
+            assert_eq!(
+                w.next_timeout(Duration::from_millis(5)),
+                Err(Error::Timeout)
+            );
+        }
+        let waits = zk.inline_waits() - waits0;
+        assert!(
+            waits <= 1,
+            "round {round}: {waits} inline reads in 10 polls"
+        );
+        total += waits;
+        other
+            .set_data(&p, round.to_string().as_bytes(), None)
+            .unwrap();
+        assert_eq!(
+            w.next_timeout(WAIT).unwrap(),
+            ev(EventType::NodeDataChanged, &p)
+        );
+    }
+    // The first poll of a round reads unless the connection was busy just then.
+    assert!(total >= 2, "{total} inline reads in 4 rounds");
+    drop(w);
+    zk.delete(&p, None).unwrap();
+    zk.delete(&root, None).unwrap();
+}
+
 /// A thread waiting for its watch event on an idle connection reads the socket itself, so
 /// the event needs no hand-off from the driver thread; and the blocking call it makes right
 /// after the event runs on its own thread too, whether the event came that way or (after a

@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) inline_runs: AtomicU64,
     /// Watch events read by the thread that waited for them ([`Shared::run_inline_wait`]).
     pub(crate) inline_events: AtomicU64,
+    /// Times a thread waiting for a watch read the connection itself, event or not.
+    pub(crate) inline_waits: AtomicU64,
     /// Set while a caller's thread holds the engine for an inline run (which may last as
     /// long as the server takes to reply), so that others do not wait for the engine.
     pub(crate) inline_active: AtomicBool,
@@ -325,6 +327,7 @@ impl ClientBuilder {
             in_flight: AtomicUsize::new(0),
             inline_runs: AtomicU64::new(0),
             inline_events: AtomicU64::new(0),
+            inline_waits: AtomicU64::new(0),
             inline_active: AtomicBool::new(false),
             waker,
             info: Mutex::new(Info {
@@ -682,6 +685,14 @@ impl Client {
     /// than handed over by the driver thread. For tests and diagnostics.
     pub fn inline_events(&self) -> u64 {
         self.shared().inline_events.load(Ordering::Relaxed)
+    }
+
+    /// How many times so far a thread waiting for a watch event read the idle connection
+    /// itself, whether or not its event came. A handle does so at most once per event it
+    /// receives: a caller polling a quiet watch with short timeouts leaves the reading to the
+    /// driver after its first poll. For tests and diagnostics.
+    pub fn inline_waits(&self) -> u64 {
+        self.shared().inline_waits.load(Ordering::Relaxed)
     }
 
     fn shared(&self) -> &Arc<Shared> {

@@ -322,6 +322,7 @@ impl Shared {
         let Some(mut e) = self.engine_for_inline() else {
             return false;
         };
+        self.inline_waits.fetch_add(1, Ordering::Relaxed);
         e.inline(
             self,
             Vec::new(),

@@ -30,6 +30,10 @@ struct WatchHandle {
     /// A one-shot watch's event (or error) has been taken. The driver dropped its end when
     /// it delivered, so dropping the handle then needs no command to the driver.
     taken: AtomicBool,
+    /// This thread already read the connection itself for the next message and none came:
+    /// later waits leave the reading to the driver until a message arrives. A caller that
+    /// polls a quiet watch with short timeouts thus makes one inline read, not one per poll.
+    inline_dry: AtomicBool,
 }
 
 impl WatchHandle {
@@ -42,6 +46,7 @@ impl WatchHandle {
                 rx,
                 shared,
                 taken: AtomicBool::new(false),
+                inline_dry: AtomicBool::new(false),
             },
             WatchSink {
                 id,
@@ -62,10 +67,12 @@ impl WatchHandle {
         if let Some(msg) = self.recv_inline(Duration::MAX) {
             return msg;
         }
-        match self.rx.recv() {
+        let msg = match self.rx.recv() {
             Ok(msg) => msg,
             Err(_) => Err(self.closed_error()),
-        }
+        };
+        self.inline_dry.store(false, Ordering::Relaxed);
+        msg
     }
 
     fn recv_timeout(&self, timeout: Duration) -> Result<WatchedEvent, Error> {
@@ -74,23 +81,26 @@ impl WatchHandle {
         if let Some(msg) = self.recv_inline(timeout) {
             return msg;
         }
-        match self
+        let msg = match self
             .rx
             .recv_timeout(timeout.saturating_sub(start.elapsed()))
         {
             Ok(msg) => msg,
-            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout),
+            Err(RecvTimeoutError::Timeout) => return Err(Error::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(self.closed_error()),
-        }
+        };
+        self.inline_dry.store(false, Ordering::Relaxed);
+        msg
     }
 
     /// The message, if it is there, or comes while this thread reads the idle connection
-    /// itself for a short while ([`Shared::run_inline_wait`], at most `budget`).
+    /// itself for a short while ([`Shared::run_inline_wait`], at most `budget`). Only the
+    /// first wait for each message reads; see `inline_dry`.
     fn recv_inline(&self, budget: Duration) -> Option<WatchMsg> {
         if let Some(msg) = self.try_recv() {
             return Some(msg);
         }
-        if budget.is_zero() {
+        if budget.is_zero() || self.inline_dry.load(Ordering::Relaxed) {
             return None;
         }
         let got = RefCell::new(None);
@@ -103,18 +113,24 @@ impl WatchHandle {
         };
         let ran = self.shared.run_inline_wait(&done, budget);
         let got = got.into_inner();
-        if ran && got.is_some() {
-            self.shared.inline_events.fetch_add(1, Ordering::Relaxed);
+        if ran {
+            if got.is_some() {
+                self.shared.inline_events.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.inline_dry.store(true, Ordering::Relaxed);
+            }
         }
         got
     }
 
     fn try_recv(&self) -> Option<Result<WatchedEvent, Error>> {
-        match self.rx.try_recv() {
-            Ok(msg) => Some(msg),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err(self.closed_error())),
-        }
+        let msg = match self.rx.try_recv() {
+            Ok(msg) => msg,
+            Err(TryRecvError::Empty) => return None,
+            Err(TryRecvError::Disconnected) => Err(self.closed_error()),
+        };
+        self.inline_dry.store(false, Ordering::Relaxed);
+        Some(msg)
     }
 }
 
