@@ -264,6 +264,87 @@ fn semaphore_leases() {
     ));
 }
 
+/// Start `acquire` on another thread, wait until `queued` says it waits, `cancel`, and check
+/// that the acquire ends with `Cancelled` within a second.
+fn cancel_while_waiting(
+    acquire: impl FnOnce() -> Result<(), Error> + Send,
+    queued: impl Fn() -> bool,
+    cancel: impl FnOnce(),
+) {
+    std::thread::scope(|s| {
+        let h = s.spawn(acquire);
+        let t = Instant::now();
+        while !queued() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the waiter never queued"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let t = Instant::now();
+        cancel();
+        assert_eq!(h.join().unwrap(), Err(Error::Cancelled));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    });
+}
+
+/// `cancel()` from another thread ends a waiting acquire with `Cancelled` and removes its
+/// node (kazoo's `cancel`); a cancel with nothing waiting cancels the next blocking acquire,
+/// and a try ignores it. The same for a semaphore, whose inner lock leaves nothing behind.
+#[test]
+fn cancel_ends_a_waiting_acquire_and_leaves_no_node() {
+    // Long enough that a cancel that did not work shows as a timeout, not a hang.
+    const LONG: Duration = Duration::from_secs(10);
+    let path = unique_path("lock-cancel");
+    let (z1, z2) = (connect(), connect());
+    let holder = Lock::new(z1.clone(), &path, "holder");
+    let waiter = Lock::new(z2.clone(), &path, "waiter");
+    let held = holder.acquire(Some(Duration::from_secs(5))).unwrap();
+    cancel_while_waiting(
+        || waiter.acquire(Some(LONG)).map(|_| ()),
+        || children(&z1, &path).len() == 2,
+        || waiter.cancel(),
+    );
+    assert_eq!(children(&z1, &path).len(), 1, "the waiter's node is gone");
+    waiter.cancel();
+    assert!(
+        waiter.try_acquire().unwrap().is_none(),
+        "a try ignores the cancel"
+    );
+    assert_eq!(
+        waiter.acquire(Some(LONG)).map(|_| ()),
+        Err(Error::Cancelled)
+    );
+    assert_eq!(children(&z1, &path).len(), 1);
+    held.release().unwrap();
+    // Taken: the next acquire is not cancelled.
+    waiter
+        .acquire(Some(Duration::from_secs(5)))
+        .unwrap()
+        .release()
+        .unwrap();
+
+    let sem = unique_path("sem-cancel");
+    let inner = format!("{sem}-__lock__");
+    let s1 = Semaphore::new(z1.clone(), &sem, "one", 1);
+    let s2 = Semaphore::new(z2.clone(), &sem, "two", 1);
+    let lease = s1.acquire(Some(Duration::from_secs(5))).unwrap();
+    cancel_while_waiting(
+        || s2.acquire(Some(LONG)).map(|_| ()),
+        // The waiter holds the inner lock while it waits for a free lease.
+        || z1.exists(&inner).unwrap().is_some() && !children(&z1, &inner).is_empty(),
+        || s2.cancel(),
+    );
+    assert!(children(&z1, &inner).is_empty(), "the inner lock is free");
+    assert_eq!(s1.lease_holders().unwrap(), ["one"]);
+    lease.release().unwrap();
+    s2.acquire(Some(Duration::from_secs(5)))
+        .unwrap()
+        .release()
+        .unwrap();
+    assert!(children(&z1, &sem).is_empty());
+}
+
 fn check_loss_after_expiry<S>(zk: &Client, proxy: &Proxy, guard: &LockGuard<S>, target: &str)
 where
     S: zk_recipes::Session,

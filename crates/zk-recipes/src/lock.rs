@@ -53,6 +53,7 @@
 
 use std::any::TypeId;
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -60,13 +61,15 @@ use crate::fence::{Fence, sequence_of};
 use crate::session::{Session, SessionExt, join};
 use crate::{CreateMode, CreateOptions, Error, Op, OpResult, SessionState, Stat};
 use zk_proto::ErrorCode;
-use zk_session::EventType;
+use zk_session::{EventType, WatchedEvent};
 
 /// How long dropping a [`LockGuard`] keeps retrying the delete of its node while the session
 /// is disconnected. Past the session timeout the server deletes the node anyway.
 const DROP_PATIENCE: Duration = Duration::from_secs(60);
 /// Pause before retrying after a connection loss while the session still reports connected.
 const RETRY_PAUSE: Duration = Duration::from_millis(2);
+/// How often a waiting acquire looks at its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------------
 // Unique prefixes
@@ -185,6 +188,29 @@ fn wait_usable<S: Session>(session: &S, deadline: Option<Instant>) -> Result<(),
         session.wait_state(state, deadline);
     }
     Ok(())
+}
+
+/// Wait for `watch` until `deadline` (`Ok(None)` then), failing with [`Error::Cancelled`] once
+/// `cancel` is set; the flag is taken (reset) by the wait that sees it. Looks at the flag
+/// every [`CANCEL_POLL`].
+fn wait_cancellable<S: Session>(
+    session: &S,
+    watch: &S::Watch,
+    deadline: Option<Instant>,
+    cancel: &AtomicBool,
+) -> Result<Option<WatchedEvent>, Error> {
+    loop {
+        if cancel.swap(false, Ordering::SeqCst) {
+            return Err(Error::Cancelled);
+        }
+        let slice = session.now() + CANCEL_POLL;
+        let until = deadline.map_or(slice, |d| d.min(slice));
+        match session.wait_watch(watch, Some(until))? {
+            Some(ev) => return Ok(Some(ev)),
+            None if deadline.is_some_and(|d| session.now() >= d) => return Ok(None),
+            None => {}
+        }
+    }
 }
 
 /// Run `op` until it returns something other than a connection loss (or the session is
@@ -453,6 +479,9 @@ struct Core<S: Session> {
     exclude: Vec<String>,
     extra: Vec<String>,
     sabotage: Sabotage,
+    /// Set by `cancel()`; taken by the blocking acquire that sees it. Shared with the
+    /// [`Semaphore`] whose inner lock this is.
+    cancelled: Arc<AtomicBool>,
 }
 
 /// One attempt's node: its unique prefix, the node once known, and whether a create may have
@@ -475,6 +504,7 @@ impl<S: Session> Core<S> {
             exclude: Vec::new(),
             extra: Vec::new(),
             sabotage: Sabotage::None,
+            cancelled: Arc::default(),
         };
         if core.path.is_empty() {
             core.path = "/".to_owned();
@@ -552,6 +582,9 @@ impl<S: Session> Core<S> {
             return Ok(false);
         }
         'list: loop {
+            if blocking && self.cancelled.swap(false, Ordering::SeqCst) {
+                return Err(Error::Cancelled);
+            }
             // A fresh create comes with the listing sent right behind it.
             let mut listed = None;
             let (name, _) = match &attempt.node {
@@ -618,7 +651,7 @@ impl<S: Session> Core<S> {
                     Err(Error::NoNode) => continue 'list,
                     Err(e) => return Err(e),
                 };
-                match self.session.wait_watch(&watch, deadline) {
+                match wait_cancellable(&self.session, &watch, deadline, &self.cancelled) {
                     Ok(Some(ev)) if ev.event_type == EventType::NodeDeleted => {
                         if pred_is_lowest {
                             return Ok(true);
@@ -636,6 +669,7 @@ impl<S: Session> Core<S> {
                     // Data changed (or a spurious event): watch the same node again.
                     Ok(Some(_)) => {}
                     Ok(None) => return Err(Error::Timeout),
+                    Err(Error::Cancelled) => return Err(Error::Cancelled),
                     Err(e) if retryable(&e) => wait_usable(&self.session, deadline)?,
                     // The watch ended without an event while the session lives on (a client
                     // that dropped it): look again rather than fail.
@@ -851,6 +885,15 @@ macro_rules! lock_api {
                 self.core.contenders()
             }
 
+            /// Cancel a blocking [`Self::acquire`] (kazoo's `cancel()`), typically from
+            /// another thread: it fails with [`Error::Cancelled`] within about 100 ms (once
+            /// connected, if the session is reconnecting), and its node is deleted. As in kazoo, a cancel that finds no acquire
+            /// in progress cancels the next blocking one; [`Self::try_acquire`] ignores it.
+            /// A held lock is not affected.
+            pub fn cancel(&self) {
+                self.core.cancelled.store(true, Ordering::SeqCst);
+            }
+
             #[allow(dead_code)]
             pub(crate) fn sabotage(mut self, sabotage: Sabotage) -> Self {
                 self.core.sabotage = sabotage;
@@ -945,6 +988,8 @@ pub struct Semaphore<S: Session> {
     lock_path: String,
     checked: AtomicBool,
     sabotage: bool,
+    /// Set by [`Semaphore::cancel`]; its inner lock shares it.
+    cancelled: Arc<AtomicBool>,
 }
 
 impl<S: Session> Semaphore<S> {
@@ -960,6 +1005,7 @@ impl<S: Session> Semaphore<S> {
             max_leases,
             checked: AtomicBool::new(false),
             sabotage: false,
+            cancelled: Arc::default(),
         }
     }
 
@@ -989,6 +1035,16 @@ impl<S: Session> Semaphore<S> {
     /// Take a lease only if one is free now (and the inner lock is free): `Ok(None)` otherwise.
     pub fn try_acquire(&self) -> Result<Option<LockGuard<S>>, Error> {
         self.acquire_inner(false, None)
+    }
+
+    /// Cancel a blocking [`Semaphore::acquire`] (kazoo's `cancel()`), typically from another
+    /// thread: it fails with [`Error::Cancelled`] within about 100 ms (once connected, if the
+    /// session is reconnecting), and leaves no node behind. A cancel that finds no acquire in progress cancels the next blocking
+    /// one (kazoo's `Lock` semantics; its `Semaphore` forgets such a cancel, which can lose
+    /// one sent just as an acquire starts); [`Semaphore::try_acquire`] ignores it. A held
+    /// lease is not affected.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
     }
 
     /// The identifiers of the current lease holders, unordered.
@@ -1065,7 +1121,7 @@ impl<S: Session> Semaphore<S> {
         let lease = join(&self.path, &name);
         let mut maybe_created = false;
         let result = loop {
-            let inner = Lock::new(
+            let mut inner = Lock::new(
                 self.session.clone(),
                 &self.lock_path,
                 &if self.data.is_empty() {
@@ -1074,6 +1130,7 @@ impl<S: Session> Semaphore<S> {
                     python_bytes_repr(&self.data)
                 },
             );
+            inner.core.cancelled = self.cancelled.clone();
             let guard = if blocking {
                 let left = deadline.map(|d| d.saturating_duration_since(self.session.now()));
                 match inner.acquire(left) {
@@ -1183,9 +1240,10 @@ impl<S: Session> Semaphore<S> {
             if !blocking {
                 return Ok(None);
             }
-            match self.session.wait_watch(&watch, deadline) {
+            match wait_cancellable(&self.session, &watch, deadline, &self.cancelled) {
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(Error::Timeout),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
                 Err(e) if retryable(&e) => wait_usable(&self.session, deadline)?,
                 Err(_) if terminal_error(self.session.state()).is_none() => {}
                 Err(e) => return Err(e),

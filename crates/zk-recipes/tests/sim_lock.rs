@@ -1,10 +1,15 @@
 //! The lock family's workloads in the simulator: the correct recipes pass every seed, the
-//! deliberately broken variants are caught, runs are deterministic.
+//! deliberately broken variants are caught, runs are deterministic; and the cancel API.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use zk_recipes::lock::{Lock, Semaphore};
+use zk_recipes::sim::{Sim, SimConfig, SimCtx, SimSession};
 use zk_recipes::workloads::{self, lock_family};
+use zk_recipes::{Error, Session};
 
 fn seeds() -> Range<u64> {
     0..200
@@ -95,4 +100,82 @@ fn registered_and_deterministic() {
             assert!(a.verdict.is_ok(), "{name} seed {seed}: {:?}", a.verdict);
         }
     }
+}
+
+/// Where one simulated process publishes a recipe for another to cancel.
+type Slot<T> = Arc<Mutex<Option<Arc<T>>>>;
+
+/// Half a second after `slot` is filled, `cancel` what it holds; gives up after 10 s (a waiter
+/// that failed before it published never does).
+fn cancel_when_published<T>(ctx: &SimCtx, slot: &Slot<T>, cancel: fn(&T)) {
+    for _ in 0..1000 {
+        let item = slot.lock().unwrap().clone();
+        if let Some(item) = item {
+            ctx.sleep(Duration::from_millis(500));
+            cancel(&item);
+            return;
+        }
+        ctx.sleep(Duration::from_millis(10));
+    }
+}
+
+/// `cancel()` from another process ends a waiting acquire with `Cancelled` within the 100 ms
+/// poll, and the waiter's node goes; a cancel with nothing waiting cancels the next blocking
+/// acquire (a try ignores it). Likewise for a semaphore and its inner lock.
+#[test]
+fn cancel_ends_a_waiting_acquire_in_the_simulator() {
+    let mut sim = Sim::new(SimConfig {
+        seed: 3,
+        max_time: Duration::from_secs(30),
+        ..SimConfig::default()
+    });
+    let lock_slot: Slot<Lock<SimSession>> = Arc::default();
+    let sem_slot: Slot<Semaphore<SimSession>> = Arc::default();
+    sim.spawn("holder", |ctx| {
+        let zk = ctx.connect();
+        let guard = Lock::new(zk.clone(), "/l", "holder").acquire(None).unwrap();
+        let lease = Semaphore::new(zk, "/s", "holder", 1).acquire(None).unwrap();
+        ctx.sleep(Duration::from_secs(3));
+        guard.release().unwrap();
+        lease.release().unwrap();
+    });
+    let (ls, ss) = (lock_slot.clone(), sem_slot.clone());
+    sim.spawn("waiter", move |ctx| {
+        ctx.sleep(Duration::from_millis(100));
+        let zk = ctx.connect();
+        let lock = Arc::new(Lock::new(zk.clone(), "/l", "waiter"));
+        lock.cancel();
+        assert!(
+            lock.try_acquire().unwrap().is_none(),
+            "held, and the cancel is kept"
+        );
+        assert_eq!(lock.acquire(None).map(|_| ()), Err(Error::Cancelled));
+        assert_eq!(zk.get_children("/l").unwrap().0.len(), 1);
+        *ls.lock().unwrap() = Some(lock.clone());
+        let t = ctx.now();
+        assert_eq!(lock.acquire(None).map(|_| ()), Err(Error::Cancelled));
+        let waited = ctx.now() - t;
+        assert!(
+            waited >= Duration::from_millis(500) && waited < Duration::from_millis(700),
+            "{waited:?}"
+        );
+        assert_eq!(zk.get_children("/l").unwrap().0.len(), 1);
+
+        let sem = Arc::new(Semaphore::new(zk.clone(), "/s", "waiter", 1));
+        *ss.lock().unwrap() = Some(sem.clone());
+        assert_eq!(sem.acquire(None).map(|_| ()), Err(Error::Cancelled));
+        assert_eq!(zk.get_children("/s").unwrap().0.len(), 1);
+        assert!(zk.get_children("/s-__lock__").unwrap().0.is_empty());
+        // Once the holder is gone, both are taken: the cancels were used up.
+        lock.acquire(None).unwrap().release().unwrap();
+        sem.acquire(None).unwrap().release().unwrap();
+    });
+    let (ls, ss) = (lock_slot, sem_slot);
+    sim.spawn("canceller", move |ctx| {
+        cancel_when_published(&ctx, &ls, |l| l.cancel());
+        cancel_when_published(&ctx, &ss, |s| s.cancel());
+    });
+    let report = sim.run();
+    assert!(report.panics.is_empty(), "{:?}", report.panics);
+    assert!(!report.timed_out, "the run hit its time limit");
 }

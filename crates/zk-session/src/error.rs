@@ -91,6 +91,10 @@ pub enum Error {
     /// The caller's deadline passed before the reply arrived.
     #[error("timed out waiting for the reply")]
     Timeout,
+    /// A blocking recipe call (a lock's or semaphore's acquire) was cancelled from another
+    /// thread by the recipe's `cancel()`.
+    #[error("cancelled")]
+    Cancelled,
     /// The path breaks ZooKeeper's path rules.
     #[error("invalid path {path:?}: {reason}")]
     InvalidPath {
