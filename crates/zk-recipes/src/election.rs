@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use zk_proto::EventType;
 
 use crate::fence::{Fence, sequence_of};
-use crate::session::{Session, SessionExt, join};
+use crate::session::{Session, SessionExt, join, wait_cancellable};
 use crate::watchers::{
     Backoff, delete_until_gone, node_held, owned_by, retrying, uuid_hex, wait_node_gone,
 };
@@ -50,9 +50,6 @@ use crate::{CreateMode, CreateOptions, Error, Op, OpResult, SessionState};
 
 /// kazoo's lock node marker: contender nodes are `<uuid>__lock__<seq>`.
 pub const LOCK_NODE_NAME: &str = "__lock__";
-
-/// How often a waiting contender looks at its cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// How long cleanup (deleting our node after giving up or leading) keeps retrying through
 /// connection loss; the node is ephemeral, so it goes with the session at the latest.
@@ -298,35 +295,24 @@ impl<S: Session> Election<S> {
                 }
             };
             backoff = Backoff::new();
-            loop {
-                let now = self.session.now();
-                let mut until = now + CANCEL_POLL;
-                if let Some(d) = deadline {
-                    until = until.min(d);
+            match wait_cancellable(&self.session, &watch, deadline, &self.cancelled) {
+                Err(Error::Cancelled) => return Ok(None),
+                Err(e) => return Err(e),
+                // The deadline: the loop's top says so.
+                Ok(None) => {}
+                // The predecessor was the lowest node: once it is deleted we are (new
+                // contenders come after us), no need to list again.
+                Ok(Some(event))
+                    if predecessor_is_first
+                        && !self.by_name
+                        && event.event_type == EventType::NodeDeleted =>
+                {
+                    return Ok(Some(Fence {
+                        node: join(&self.path, &own),
+                        token: own_seq,
+                    }));
                 }
-                match self.session.wait_watch(&watch, Some(until))? {
-                    None => {
-                        if self.cancelled.load(Ordering::SeqCst)
-                            || deadline.is_some_and(|d| self.session.now() >= d)
-                        {
-                            break;
-                        }
-                    }
-                    Some(event) => {
-                        // The predecessor was the lowest node: once it is deleted we are
-                        // (new contenders come after us), no need to list again.
-                        if predecessor_is_first
-                            && !self.by_name
-                            && event.event_type == EventType::NodeDeleted
-                        {
-                            return Ok(Some(Fence {
-                                node: join(&self.path, &own),
-                                token: own_seq,
-                            }));
-                        }
-                        break;
-                    }
-                }
+                Ok(Some(_)) => {}
             }
         }
     }

@@ -58,18 +58,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::fence::{Fence, sequence_of};
-use crate::session::{Session, SessionExt, join};
+use crate::session::{Session, SessionExt, join, wait_cancellable};
 use crate::{CreateMode, CreateOptions, Error, Op, OpResult, SessionState, Stat};
 use zk_proto::ErrorCode;
-use zk_session::{EventType, WatchedEvent};
+use zk_session::EventType;
 
 /// How long dropping a [`LockGuard`] keeps retrying the delete of its node while the session
 /// is disconnected. Past the session timeout the server deletes the node anyway.
 const DROP_PATIENCE: Duration = Duration::from_secs(60);
 /// Pause before retrying after a connection loss while the session still reports connected.
 const RETRY_PAUSE: Duration = Duration::from_millis(2);
-/// How often a waiting acquire looks at its cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------------
 // Unique prefixes
@@ -188,29 +186,6 @@ fn wait_usable<S: Session>(session: &S, deadline: Option<Instant>) -> Result<(),
         session.wait_state(state, deadline);
     }
     Ok(())
-}
-
-/// Wait for `watch` until `deadline` (`Ok(None)` then), failing with [`Error::Cancelled`] once
-/// `cancel` is set; the flag is taken (reset) by the wait that sees it. Looks at the flag
-/// every [`CANCEL_POLL`].
-fn wait_cancellable<S: Session>(
-    session: &S,
-    watch: &S::Watch,
-    deadline: Option<Instant>,
-    cancel: &AtomicBool,
-) -> Result<Option<WatchedEvent>, Error> {
-    loop {
-        if cancel.swap(false, Ordering::SeqCst) {
-            return Err(Error::Cancelled);
-        }
-        let slice = session.now() + CANCEL_POLL;
-        let until = deadline.map_or(slice, |d| d.min(slice));
-        match session.wait_watch(watch, Some(until))? {
-            Some(ev) => return Ok(Some(ev)),
-            None if deadline.is_some_and(|d| session.now() >= d) => return Ok(None),
-            None => {}
-        }
-    }
 }
 
 /// Run `op` until it returns something other than a connection loss (or the session is

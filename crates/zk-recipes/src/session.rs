@@ -5,6 +5,7 @@
 //! else — no clock, no sleeps, no threads of their own — so the simulator sees and orders
 //! every step they take.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -129,6 +130,32 @@ pub trait SessionExt: Session {
 }
 
 impl<S: Session> SessionExt for S {}
+
+/// How often a blocking recipe call looks at its cancel flag.
+pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+/// Wait for `watch` until `deadline` (`Ok(None)` then), failing with [`Error::Cancelled`] once
+/// `cancel` is set; the flag is taken (reset) by the wait that sees it. Looks at the flag
+/// every [`CANCEL_POLL`].
+pub(crate) fn wait_cancellable<S: Session>(
+    session: &S,
+    watch: &S::Watch,
+    deadline: Option<Instant>,
+    cancel: &AtomicBool,
+) -> Result<Option<WatchedEvent>, Error> {
+    loop {
+        if cancel.swap(false, Ordering::SeqCst) {
+            return Err(Error::Cancelled);
+        }
+        let slice = session.now() + CANCEL_POLL;
+        let until = deadline.map_or(slice, |d| d.min(slice));
+        match session.wait_watch(watch, Some(until))? {
+            Some(ev) => return Ok(Some(ev)),
+            None if deadline.is_some_and(|d| session.now() >= d) => return Ok(None),
+            None => {}
+        }
+    }
+}
 
 /// The parent of an absolute path (`/` for top-level nodes).
 pub fn parent_of(path: &str) -> &str {
