@@ -862,9 +862,9 @@ macro_rules! lock_api {
 
             /// Cancel a blocking [`Self::acquire`] (kazoo's `cancel()`), typically from
             /// another thread: it fails with [`Error::Cancelled`] within about 100 ms (once
-            /// connected, if the session is reconnecting), and its node is deleted. As in kazoo, a cancel that finds no acquire
-            /// in progress cancels the next blocking one; [`Self::try_acquire`] ignores it.
-            /// A held lock is not affected.
+            /// connected, if the session is reconnecting), and its node is deleted. As in
+            /// kazoo, a cancel that finds no acquire in progress cancels the next blocking
+            /// one; [`Self::try_acquire`] ignores it. A held lock is not affected.
             pub fn cancel(&self) {
                 self.core.cancelled.store(true, Ordering::SeqCst);
             }
@@ -1014,10 +1014,10 @@ impl<S: Session> Semaphore<S> {
 
     /// Cancel a blocking [`Semaphore::acquire`] (kazoo's `cancel()`), typically from another
     /// thread: it fails with [`Error::Cancelled`] within about 100 ms (once connected, if the
-    /// session is reconnecting), and leaves no node behind. A cancel that finds no acquire in progress cancels the next blocking
-    /// one (kazoo's `Lock` semantics; its `Semaphore` forgets such a cancel, which can lose
-    /// one sent just as an acquire starts); [`Semaphore::try_acquire`] ignores it. A held
-    /// lease is not affected.
+    /// session is reconnecting), and leaves no node behind. A cancel that finds no acquire
+    /// in progress cancels the next blocking one, as kazoo's `Lock` does (kazoo's
+    /// `Semaphore` forgets such a cancel, and so can lose one made just as an acquire
+    /// starts); [`Semaphore::try_acquire`] ignores it. A held lease is not affected.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
     }
