@@ -35,6 +35,7 @@ use zk_proto::{
     Request, Response, SetWatches, SetWatches2, WatcherType, write_record_frame, xid,
 };
 
+use watches::parent_path;
 pub use watches::{Registry, WatchKind, WatcherId};
 
 use crate::error::Error;
@@ -1476,15 +1477,6 @@ fn first_failure(results: &[MultiResult]) -> Option<(usize, ErrorCode)> {
 
 fn duration_ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
-}
-
-/// The parent of a client path (`None` for `/`).
-fn parent_path(path: &str) -> Option<&str> {
-    match path.rfind('/') {
-        Some(0) if path.len() > 1 => Some("/"),
-        Some(i) if i > 0 => Some(&path[..i]),
-        _ => None,
-    }
 }
 
 /// Drop the watch flag of a read (the watch is then kept locally only).

@@ -146,19 +146,12 @@ impl Registry {
         if event != EventType::NodeChildrenChanged {
             let recursive = &self.by_kind[slot(WatchKind::PersistentRecursive)];
             if !recursive.is_empty() {
-                let mut prefix = path;
-                loop {
-                    if let Some(ids) = recursive.get(prefix) {
+                let mut at = Some(path);
+                while let Some(p) = at {
+                    if let Some(ids) = recursive.get(p) {
                         out.extend(ids.iter().copied());
                     }
-                    if prefix == "/" {
-                        break;
-                    }
-                    prefix = match prefix.rfind('/') {
-                        Some(0) => "/",
-                        Some(i) => &prefix[..i],
-                        None => break,
-                    };
+                    at = parent_path(p);
                 }
             }
         }
@@ -173,6 +166,15 @@ impl Registry {
         let mut ids: Vec<WatcherId> = self.by_id.drain().map(|(id, _)| id).collect();
         ids.sort_unstable();
         ids
+    }
+}
+
+/// The parent of a client path (`None` for `/`).
+pub(super) fn parent_path(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        Some(0) if path.len() > 1 => Some("/"),
+        Some(i) if i > 0 => Some(&path[..i]),
+        _ => None,
     }
 }
 
@@ -206,5 +208,22 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r.remove(4), Some((WatchKind::Persistent, "/a".into())));
         assert!(!r.has_any_on("/a"));
+    }
+
+    #[test]
+    fn parents_up_to_the_root() {
+        assert_eq!(parent_path("/a/b/c"), Some("/a/b"));
+        assert_eq!(parent_path("/a"), Some("/"));
+        assert_eq!(parent_path("/"), None);
+        let mut r = Registry::default();
+        r.add(1, WatchKind::PersistentRecursive, "/a/b");
+        r.add(2, WatchKind::PersistentRecursive, "/a");
+        let mut got = r.trigger(EventType::NodeCreated, "/a/b/c");
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(
+            r.trigger(EventType::NodeCreated, "/ab"),
+            Vec::<WatcherId>::new()
+        );
     }
 }
